@@ -1,0 +1,3 @@
+from boothguard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""The seams between the agent's composition root and its sources (USB, lock, session, network)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from boothguard.events import Draft
+
+if TYPE_CHECKING:
+    from boothguard.agent.control import Connection, Peer
+    from boothguard.config import AgentConfig
+
+Access = Literal["any", "emitter", "root"]
+Reply = dict[str, Any]
+Handler = Callable[["Peer", Mapping[str, Any], "Connection"], Awaitable[Reply]]
+
+
+class EventEmitter(Protocol):
+    async def emit(self, draft: Draft) -> None:
+        """Return once the event is committed to the spool (durable)."""
+
+    def try_emit(self, draft: Draft) -> bool:
+        """Queue without waiting (for sync callbacks); False when full — the loss is counted and reported."""
+
+
+class ControlRegistry(Protocol):
+    def register(self, op: str, handler: Handler, access: Access) -> None: ...
+
+
+@dataclass
+class AgentContext:
+    config: AgentConfig
+    events: EventEmitter
+    control: ControlRegistry
+    wall_clock: Callable[[], float]
+    monotonic: Callable[[], float]
+    # Cross-plugin services by name (e.g. "sessions" for watcher liveness, "lock" for the away state).
+    services: dict[str, Any] = field(default_factory=dict)
+
+
+class Plugin(Protocol):
+    name: str
+
+    async def start(self, ctx: AgentContext) -> None:
+        """Set up and spawn background tasks; return promptly."""
+
+    async def stop(self) -> None:
+        """Stop tasks. Must never loosen a control (e.g. never re-authorize USB devices)."""
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-safe summary for `boothguard status`."""
+
+    async def handle_command(self, command: Mapping[str, Any]) -> bool | None:
+        """A collector command (SPEC §5); True done, False failed, None not mine."""
+
+    def reload(self, config: AgentConfig) -> None:
+        """Apply a validated new config (SIGHUP)."""

@@ -1,0 +1,11 @@
+"""Which sources the agent runs. Each feature package adds its plugin here."""
+
+from __future__ import annotations
+
+from boothguard.agent.plugin import Plugin
+from boothguard.config import AgentConfig
+
+
+def build_plugins(config: AgentConfig) -> list[Plugin]:
+    plugins: list[Plugin] = []
+    return plugins

@@ -1,0 +1,207 @@
+"""The event envelope of SPEC §4: typed models, UUIDv7 ids, canonical JSON and the hash chain."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
+SEVERITY_RANK: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
+ZERO_HASH = "0" * 64
+TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$"
+_TYPE_RE = re.compile(TYPE_PATTERN)
+
+# Types named by SPEC §4; sources may add more under their own prefix.
+KNOWN_TYPES = frozenset(
+    {
+        "agent.started",
+        "agent.stopping",
+        "agent.heartbeat",
+        "agent.config_rejected",
+        "agent.plugin_failed",
+        "agent.command_ack",
+        "usb.device.blocked",
+        "usb.device.allowed",
+        "usb.device.removed",
+        "usb.interface.blocked",
+        "usb.storage.detected",
+        "clipboard.copy",
+        "clipboard.cleared",
+        "screenshot.detected",
+        "screenshot.blocked",
+        "away.started",
+        "away.ended",
+        "screen.locked",
+        "screen.lock_failed",
+        "screen.unlocked",
+        "session.started",
+        "session.ended",
+        "session.watcher_missing",
+        "network.vpn_down",
+        "network.vpn_up",
+        "spool.gap",
+        "spool.disk_full",
+        "ship.rejected",
+    }
+)
+
+
+class HostRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=255)
+
+
+class AgentRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    version: str = Field(min_length=1, max_length=64)
+
+
+class Event(BaseModel):
+    """A sealed event as stored, shipped and verified."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+    seq: int = Field(ge=1)
+    time: str = Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+    host: HostRef
+    agent: AgentRef
+    type: str = Field(pattern=TYPE_PATTERN, max_length=128)
+    severity: Severity
+    user: str | None = Field(default=None, max_length=256)
+    data: dict[str, Any]
+    prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    def computed_hash(self) -> str:
+        return event_hash(self.model_dump(mode="json"))
+
+    def hash_ok(self) -> bool:
+        return self.computed_hash() == self.hash
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a source produces; the spool seals it with seq, id, time and the chain."""
+
+    type: str
+    severity: Severity = "info"
+    data: Mapping[str, Any] = field(default_factory=dict)
+    user: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _TYPE_RE.match(self.type):
+            raise ValueError(f"bad event type {self.type!r}")
+        if self.severity not in SEVERITY_RANK:
+            raise ValueError(f"bad severity {self.severity!r}")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the bytes the chain hashes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_hash(body: Mapping[str, Any]) -> str:
+    without = {k: v for k, v in body.items() if k != "hash"}
+    return hashlib.sha256(canonical_json(without)).hexdigest()
+
+
+def uuid7(unix_ms: int | None = None, rand: bytes | None = None) -> str:
+    ms = int(time.time() * 1000) if unix_ms is None else unix_ms
+    r = os.urandom(10) if rand is None else rand
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= (int.from_bytes(r[:2], "big") & 0x0FFF) << 64
+    value |= 0b10 << 62
+    value |= int.from_bytes(r[2:], "big") & ((1 << 62) - 1)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def format_time(unix: float) -> str:
+    dt = datetime.fromtimestamp(unix, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def seal(
+    draft: Draft, *, seq: int, prev_hash: str, host: HostRef, agent: AgentRef, unix: float
+) -> dict[str, Any]:
+    """Build the JSON body of an event. Kept as a dict: the spool's hot path skips model validation."""
+    body: dict[str, Any] = {
+        "id": uuid7(int(unix * 1000)),
+        "seq": seq,
+        "time": format_time(unix),
+        "host": {"id": host.id, "name": host.name},
+        "agent": {"version": agent.version},
+        "type": draft.type,
+        "severity": draft.severity,
+        "user": draft.user,
+        "data": dict(draft.data),
+        "prev_hash": prev_hash,
+    }
+    body["hash"] = event_hash(body)
+    return body
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    kind: Literal["gap", "backwards", "broken_link", "bad_hash", "declared_gap"]
+    from_seq: int
+    to_seq: int
+
+
+def declared_gap_range(event: Event) -> tuple[int, int] | None:
+    if event.type != "spool.gap":
+        return None
+    lo, hi = event.data.get("from_seq"), event.data.get("to_seq")
+    if isinstance(lo, int) and isinstance(hi, int) and lo <= hi:
+        return lo, hi
+    return None
+
+
+def verify_chain(events: Iterable[Event]) -> list[ChainProblem]:
+    """Check one host's events in arrival order; a `spool.gap` explains the seqs it declares.
+
+    The declaration has a higher seq than the events it covers, so ranges are collected first.
+    """
+    evs = list(events)
+    declared = [rng for ev in evs if (rng := declared_gap_range(ev))]
+    problems = [ChainProblem("declared_gap", lo, hi) for lo, hi in declared]
+    last: Event | None = None
+    for ev in evs:
+        if not ev.hash_ok():
+            problems.append(ChainProblem("bad_hash", ev.seq, ev.seq))
+        restart = ev.type == "spool.gap" and ev.prev_hash == ZERO_HASH
+        if last is not None:
+            if ev.seq <= last.seq:
+                problems.append(ChainProblem("backwards", ev.seq, last.seq))
+            elif ev.seq > last.seq + 1:
+                lo, hi = last.seq + 1, ev.seq - 1
+                if not any(a <= lo and hi <= b for a, b in declared):
+                    problems.append(ChainProblem("gap", lo, hi))
+            elif ev.prev_hash != last.hash and not restart:
+                problems.append(ChainProblem("broken_link", ev.seq, ev.seq))
+        elif ev.seq == 1 and ev.prev_hash != ZERO_HASH:
+            problems.append(ChainProblem("broken_link", 1, 1))
+        if last is None or ev.seq > last.seq:
+            last = ev
+    return problems
+
+
+def event_schema() -> dict[str, Any]:
+    return Event.model_json_schema()

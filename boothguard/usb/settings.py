@@ -1,0 +1,7 @@
+from typing import Literal
+
+from boothguard.section import Section
+
+
+class UsbSection(Section):
+    mode: Literal["enforce", "audit", "off"] = "enforce"

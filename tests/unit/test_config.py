@@ -1,0 +1,88 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from boothguard.config import load_agent
+from boothguard.errors import ConfigError
+
+
+def problems(path: Path, env: dict[str, str] | None = None, perms: bool = False) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_agent(path, env=env or {}, check_permissions=perms)
+    return [str(p) for p in info.value.problems]
+
+
+def test_defaults_fail_closed(tmp_path: Path) -> None:
+    (tmp_path / "agent.toml").write_text("")
+    cfg = load_agent(tmp_path / "agent.toml", env={})
+    assert cfg.usb.mode == "enforce"
+    assert cfg.ship.collector_url == ""
+    assert cfg.token_file == Path("/var/lib/boothguard/host.token")
+
+
+def test_unknown_key_wrong_type_and_syntax_name_file_and_line(tmp_path: Path) -> None:
+    main = tmp_path / "agent.toml"
+    main.write_text('[agent]\nheartbeat_seconds = 5\n\n[usb]\nmdoe = "audit"\n')
+    (tmp_path / "agent.d").mkdir()
+    (tmp_path / "agent.d" / "10-ship.toml").write_text('[ship]\nbatch_max_events = "many"\n')
+    found = problems(main)
+    assert f"{main}:5: usb.mdoe: unknown key" in found
+    assert any(p.startswith(f"{tmp_path}/agent.d/10-ship.toml:2: ship.batch_max_events:") for p in found)
+    main.write_text("[agent\nx = 1\n")
+    assert problems(main)[0].startswith(f"{main}:1: -: TOML syntax")
+
+
+def test_dropins_in_lexical_order_then_environment(tmp_path: Path) -> None:
+    main = tmp_path / "agent.toml"
+    main.write_text("[agent]\nheartbeat_seconds = 5\n")
+    (tmp_path / "agent.d").mkdir()
+    (tmp_path / "agent.d" / "20.toml").write_text("[agent]\nheartbeat_seconds = 20\n")
+    (tmp_path / "agent.d" / "10.toml").write_text('[agent]\nheartbeat_seconds = 10\n[usb]\nmode = "audit"\n')
+    cfg = load_agent(main, env={})
+    assert (cfg.agent.heartbeat_seconds, cfg.usb.mode) == (20, "audit")
+    cfg = load_agent(main, env={"BOOTHGUARD_USB__MODE": "off"})
+    assert cfg.usb.mode == "off"
+
+
+def test_environment_typo_is_an_error(tmp_path: Path) -> None:
+    main = tmp_path / "agent.toml"
+    main.write_text("")
+    assert problems(main, {"BOOTHGUARD_USB__MDOE": "off"}) == [
+        "environment BOOTHGUARD_USB__MDOE: usb.mdoe: unknown key"
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="permission checks apply when running as root")
+def test_loose_permissions_refused_as_root(tmp_path: Path) -> None:
+    main = tmp_path / "agent.toml"
+    main.write_text("")
+    main.chmod(0o666)
+    assert "group- or world-writable" in problems(main, perms=True)[0]
+    main.chmod(0o644)
+    os.chown(main, 1000, 0)
+    assert "not root" in problems(main, perms=True)[0]
+
+
+def test_config_check_cli_exit_78(tmp_path: Path) -> None:
+    main = tmp_path / "agent.toml"
+    main.write_text('[usb]\nmode = "sometimes"\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "boothguard", "config", "check", "--config", str(main)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 78
+    assert out.stdout.startswith(f"{main}:2: usb.mode:")
+    main.write_text('[usb]\nmode = "audit"\n')
+    main.chmod(0o600)
+    out = subprocess.run(
+        [sys.executable, "-m", "boothguard", "config", "check", "--config", str(main)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (out.returncode, out.stdout.strip()) == (0, "ok")

@@ -1,0 +1,73 @@
+from boothguard.events import (
+    ZERO_HASH,
+    AgentRef,
+    Draft,
+    Event,
+    HostRef,
+    canonical_json,
+    seal,
+    uuid7,
+    verify_chain,
+)
+
+HOST = HostRef(id="m1", name="booth-1")
+AGENT = AgentRef(version="0.1.0")
+
+
+def chain(n: int) -> list[Event]:
+    out, prev = [], ZERO_HASH
+    for seq in range(1, n + 1):
+        body = seal(
+            Draft("custom.test", data={"i": seq}),
+            seq=seq,
+            prev_hash=prev,
+            host=HOST,
+            agent=AGENT,
+            unix=1_700_000_000 + seq,
+        )
+        prev = body["hash"]
+        out.append(Event.model_validate(body))
+    return out
+
+
+def test_uuid7_is_version_7_and_time_ordered() -> None:
+    a, b = uuid7(1000), uuid7(2000)
+    assert a[14] == "7"
+    assert a[19] in "89ab"
+    assert a < b
+
+
+def test_canonical_json_sorted_compact_utf8() -> None:
+    assert canonical_json({"b": 1, "a": "離席"}) == '{"a":"離席","b":1}'.encode()
+
+
+def test_chain_verifies_and_detects_tampering() -> None:
+    evs = chain(5)
+    assert verify_chain(evs) == []
+    forged = evs[2].model_copy(update={"data": {"i": 99}})
+    problems = verify_chain([*evs[:2], forged, *evs[3:]])
+    assert [p.kind for p in problems] == ["bad_hash"]
+
+
+def test_gap_and_backwards_and_broken_link() -> None:
+    evs = chain(6)
+    kinds = {p.kind for p in verify_chain([evs[0], evs[1], evs[4], evs[5]])}
+    assert kinds == {"gap"}
+    assert "backwards" in {p.kind for p in verify_chain([evs[0], evs[1], evs[0]])}
+    other = chain(3)
+    relinked = seal(Draft("custom.x"), seq=3, prev_hash="1" * 64, host=HOST, agent=AGENT, unix=1.0)
+    assert "broken_link" in {p.kind for p in verify_chain([*other[:2], Event.model_validate(relinked)])}
+
+
+def test_declared_gap_is_not_tampering() -> None:
+    evs = chain(4)
+    gap = seal(
+        Draft("spool.gap", "medium", {"from_seq": 2, "to_seq": 3, "count": 2, "reason": "full"}),
+        seq=5,
+        prev_hash=evs[3].hash,
+        host=HOST,
+        agent=AGENT,
+        unix=2.0,
+    )
+    problems = verify_chain([evs[0], evs[3], Event.model_validate(gap)])
+    assert [p.kind for p in problems] == ["declared_gap"]
