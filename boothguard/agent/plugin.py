@@ -57,3 +57,32 @@ class Plugin(Protocol):
 
     def reload(self, config: AgentConfig) -> None:
         """Apply a validated new config (SIGHUP)."""
+
+
+SessionListener = Callable[[str, str, Mapping[str, Any]], None]
+
+
+class SessionsService(Protocol):
+    """Offered by the session plugin as `services["sessions"]`; the lock plugin (and notifications) use it.
+
+    Session ids are logind session ids (e.g. "c1", "3").
+    """
+
+    def watcher_alive(self, session_id: str) -> bool:
+        """Whether a registered watcher for this session heartbeats in time."""
+
+    def idle_seconds(self, session_id: str) -> float | None:
+        """Last reported idle time, None when unknown."""
+
+    async def request(
+        self, session_id: str, push: str, timeout: float, **fields: Any
+    ) -> dict[str, Any] | None:
+        """Ask the session's watcher something and await its answer; None if no watcher or no answer.
+
+        Pushes: "screensaver_state" → {"active": bool}; "lock_fallback" (fields: commands) → {"ok": bool,
+        "method": str}; "notify" (fields: kind, params) → {"shown": bool}.
+        """
+
+    def add_listener(self, listener: SessionListener) -> None:
+        """Called with (session_id, kind, info); kinds: "idle" (info: seconds), "watcher_missing",
+        "watcher_back", "registered"."""
