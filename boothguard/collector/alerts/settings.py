@@ -1,0 +1,5 @@
+from boothguard.section import Section
+
+
+class AlertsSection(Section):
+    pass
