@@ -1,0 +1,43 @@
+"""The shipper's seam: a Sink sends one batch and says what happened, in these terms only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from boothguard.wire import IngestAnswer
+
+
+@dataclass(frozen=True)
+class Batch:
+    seqs: tuple[int, ...]
+    bodies: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    answer: IngestAnswer
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Keep everything and try again later (network, 5xx, 429/503, 401/403, a non-answer 2xx)."""
+
+    reason: str
+    after: float | None = None
+
+
+@dataclass(frozen=True)
+class Split:
+    """The batch as a whole was refused (413, 400): halve it; a single event is dead-lettered."""
+
+    reason: str
+
+
+Outcome = Accepted | Retry | Split
+
+
+class Sink(Protocol):
+    async def send(self, batch: Batch) -> Outcome: ...
+
+    async def close(self) -> None: ...

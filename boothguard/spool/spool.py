@@ -1,0 +1,442 @@
+"""The durable outbox: SQLite in WAL mode, synchronous=FULL, used from one thread only.
+
+Sealing (seq, prev_hash, hash) happens inside the insert transaction, so an event exists — and its seq is
+spent — only once committed. seq never repeats: a sidecar file reserves seq blocks ahead of use, so even a
+spool file lost to corruption cannot make seq go back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from boothguard import log
+from boothguard.errors import PersistenceError
+from boothguard.events import SEVERITY_RANK, ZERO_HASH, AgentRef, Draft, HostRef, canonical_json, seal
+
+_log = log.get("spool")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY, rank INTEGER NOT NULL, body BLOB NOT NULL, created REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS events_rank ON events (rank, seq);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    seq INTEGER PRIMARY KEY, body BLOB NOT NULL, error TEXT NOT NULL, time REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+RESERVE_STEP = 10_000
+URGENT_RANK = SEVERITY_RANK["high"]
+# Drop order when full: the lowest severities first; higher ones only when nothing lower is left.
+DROP_TIERS: tuple[tuple[int, ...], ...] = ((0, 1), (2,), (3,), (4,))
+SQLITE_FULL = 13
+
+
+@dataclass(frozen=True)
+class Pending:
+    seq: int
+    rank: int
+    body: bytes
+    created: float
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    head_seq: int
+    depth: int
+    bytes: int
+    oldest_created: float | None
+    dropped_full: int
+    dead_letters: int
+    disk_full: bool
+
+
+class Spool:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        host: HostRef,
+        agent: AgentRef,
+        max_bytes: int,
+        clock: Callable[[], float] = time.time,
+        reserve_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
+        self.path = path
+        self.host, self.agent = host, agent
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.reserve_bytes = reserve_bytes
+        self._sidecar = path.with_name(path.name + ".seq")
+        self._reserve = path.with_name(path.name + ".reserve")
+        self._db: sqlite3.Connection | None = None
+        self.head_seq = 0
+        self.head_hash = ZERO_HASH
+        self._reserved = 0
+        self._bytes = 0
+        self.dropped_full = 0
+        self.disk_full = False
+        self._pending_notes: list[Draft] = []
+
+    # -- opening and recovery -------------------------------------------------------------------------
+
+    def open(self) -> list[dict[str, Any]]:
+        """Open (recovering from corruption); returns recovery events already committed."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sidecar = self._read_sidecar()
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        problem = self._try_open() if existed else None
+        if problem is not None:
+            moved = self._move_aside()
+            _log.error("spool_corrupt", path=str(self.path), moved_to=str(moved), error=problem)
+            self._try_open_or_raise()
+            self._restart_chain(sidecar, "corrupt", {"moved_to": str(moved), "error": problem})
+        else:
+            if not existed:
+                self._try_open_or_raise()
+            if self.head_seq == 0 and sidecar["reserved"] > 0:
+                # The file vanished, was emptied or replaced while seqs had been handed out.
+                self._restart_chain(sidecar, "corrupt", {"error": "spool file missing or empty"})
+        self._ensure_reserve()
+        return self._flush_notes()
+
+    def _try_open(self) -> str | None:
+        try:
+            self._connect()
+            assert self._db is not None
+            row = self._db.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
+            self._load_state()
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            return str(exc)
+        return None
+
+    def _try_open_or_raise(self) -> None:
+        try:
+            self._connect()
+            self._load_state()
+        except sqlite3.Error as exc:
+            raise PersistenceError(f"cannot open spool {self.path}: {exc}") from exc
+
+    def _connect(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(SCHEMA)
+        except sqlite3.Error:
+            db.close()
+            raise
+        os.chmod(self.path, 0o600)
+        self._db = db
+
+    def _load_state(self) -> None:
+        db = self._conn
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        self.head_seq = int(meta.get("head_seq", 0))
+        self.head_hash = str(meta.get("head_hash", ZERO_HASH))
+        self.dropped_full = int(meta.get("dropped_full", 0))
+        self._bytes = int(db.execute("SELECT coalesce(sum(length(body)), 0) FROM events").fetchone()[0])
+        # A sidecar behind the file (lost, or restored from a backup) is rewritten on the next append.
+        self._reserved = max(self._read_sidecar()["reserved"], self.head_seq)
+
+    def _restart_chain(self, sidecar: dict[str, int], reason: str, extra: dict[str, Any]) -> None:
+        lo, hi = sidecar["acked"] + 1, sidecar["reserved"]
+        self.head_seq, self.head_hash = hi, ZERO_HASH
+        self._reserved = hi
+        data = {"reason": reason, "from_seq": lo, "to_seq": hi, "count": hi - lo + 1, "exact": False}
+        self._pending_notes.append(Draft("spool.gap", "high", {**data, **extra, "chain_restart": True}))
+
+    def _move_aside(self) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.clock()))
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                src.rename(Path(str(target) + suffix))
+        return target
+
+    # -- sidecar and reserve file ---------------------------------------------------------------------
+
+    def _read_sidecar(self) -> dict[str, int]:
+        try:
+            raw = json.loads(self._sidecar.read_text())
+            return {"reserved": int(raw["reserved"]), "acked": int(raw.get("acked", 0))}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {"reserved": 0, "acked": 0}
+
+    def _write_sidecar(self, reserved: int) -> None:
+        acked = self._acked_watermark()
+        tmp = self._sidecar.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps({"reserved": reserved, "acked": acked}))
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self._sidecar)
+        dirfd = os.open(self._sidecar.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+        self._reserved = reserved
+
+    def _acked_watermark(self) -> int:
+        # Every seq below the oldest one still spooled has been acknowledged (or dropped and declared).
+        row = self._conn.execute("SELECT min(seq) FROM events").fetchone()
+        return (int(row[0]) - 1) if row[0] is not None else self.head_seq
+
+    def _ensure_reserve(self) -> None:
+        """Keep a ballast file we can delete to survive ENOSPC long enough to report it."""
+        if self._reserve.exists() or self.reserve_bytes <= 0:
+            return
+        try:
+            fd = os.open(self._reserve, os.O_CREAT | os.O_WRONLY, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.reserve_bytes)
+            finally:
+                os.close(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._reserve.unlink()
+
+    # -- writing --------------------------------------------------------------------------------------
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise PersistenceError("spool is not open")
+        return self._db
+
+    def note(self, draft: Draft) -> None:
+        """Queue an internal event (e.g. a loss report) for the next commit."""
+        self._pending_notes.append(draft)
+
+    def append_batch(self, drafts: Sequence[Draft]) -> list[tuple[Draft, dict[str, Any]]]:
+        """Seal and commit drafts in one transaction (group commit). Raises PersistenceError.
+
+        Returns every committed (draft, body), including internal notes (recovery, loss reports).
+        """
+        for attempt in range(3):
+            try:
+                return self._append(list(drafts))
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", None) != SQLITE_FULL and "full" not in str(exc):
+                    raise PersistenceError(f"spool write failed: {exc}") from exc
+                self._on_disk_full(attempt)
+            except sqlite3.Error as exc:
+                raise PersistenceError(f"spool write failed: {exc}") from exc
+            except OSError as exc:  # sidecar write
+                raise PersistenceError(f"spool sidecar write failed: {exc}") from exc
+        raise PersistenceError("spool write failed: disk full even after releasing the reserve")
+
+    def _flush_notes(self) -> list[dict[str, Any]]:
+        return [body for _, body in self.append_batch([])] if self._pending_notes else []
+
+    def _append(self, drafts: list[Draft]) -> list[tuple[Draft, dict[str, Any]]]:
+        db = self._conn
+        now = self.clock()
+        head_seq, head_hash = self.head_seq, self.head_hash
+        notes, self._pending_notes = self._pending_notes, []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            all_drafts = notes + drafts
+            bodies = self._seal_all(all_drafts, now)
+            size = sum(len(b) for _, _, _, b in bodies)
+            if self._bytes + size > self.max_bytes:
+                gap = self._make_room(size)
+                if gap is not None:
+                    # The loss report goes in this same transaction, after the events it declares.
+                    bodies += self._seal_all([gap], now)
+                    size = sum(len(b) for _, _, _, b in bodies)
+            last_seq = bodies[-1][1] if bodies else self.head_seq
+            if last_seq > self._reserved:
+                self._write_sidecar(last_seq + RESERVE_STEP)
+            db.executemany(
+                "INSERT INTO events (seq, rank, body, created) VALUES (?, ?, ?, ?)",
+                [(seq, rank, body, now) for _, seq, rank, body in bodies],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("head_seq", str(self.head_seq)),
+                    ("head_hash", self.head_hash),
+                    ("dropped_full", str(self.dropped_full)),
+                ],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            self.head_seq, self.head_hash = head_seq, head_hash
+            self._pending_notes = notes + self._pending_notes
+            raise
+        self._bytes += size
+        if self.disk_full:
+            self._ensure_reserve()
+            self.disk_full = not self._reserve.exists()
+        return [(draft, json.loads(b)) for draft, _, _, b in bodies]
+
+    def _seal_all(self, drafts: list[Draft], now: float) -> list[tuple[Draft, int, int, bytes]]:
+        out = []
+        for draft in drafts:
+            self.head_seq += 1
+            body = seal(
+                draft, seq=self.head_seq, prev_hash=self.head_hash, host=self.host, agent=self.agent, unix=now
+            )
+            self.head_hash = body["hash"]
+            out.append((draft, self.head_seq, SEVERITY_RANK[draft.severity], canonical_json(body)))
+        return out
+
+    def _make_room(self, needed: int) -> Draft | None:
+        db = self._conn
+        to_free = self._bytes + needed - self.max_bytes
+        dropped: list[tuple[int, int, int]] = []
+        for tier in DROP_TIERS:
+            if to_free <= 0:
+                break
+            marks = ",".join("?" * len(tier))
+            cur = db.execute(
+                f"SELECT seq, rank, length(body) FROM events WHERE rank IN ({marks}) ORDER BY seq",  # noqa: S608
+                tier,
+            )
+            for seq, rank, length in cur:
+                dropped.append((seq, rank, length))
+                to_free -= length
+                if to_free <= 0:
+                    break
+        if not dropped:
+            return None
+        db.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s, _, _ in dropped])
+        self._bytes -= sum(length for _, _, length in dropped)
+        self.dropped_full += len(dropped)
+        by_severity: dict[str, int] = {}
+        for _, rank, _ in dropped:
+            name = next(k for k, v in SEVERITY_RANK.items() if v == rank)
+            by_severity[name] = by_severity.get(name, 0) + 1
+        worst = max(rank for _, rank, _ in dropped)
+        _log.warning("spool_full_dropped", count=len(dropped), by_severity=by_severity)
+        return Draft(
+            "spool.gap",
+            "high" if worst >= URGENT_RANK else "medium",
+            {
+                "reason": "full",
+                "from_seq": dropped[0][0],
+                "to_seq": max(s for s, _, _ in dropped),
+                "count": len(dropped),
+                "by_severity": by_severity,
+                "max_bytes": self.max_bytes,
+            },
+        )
+
+    def _on_disk_full(self, attempt: int) -> None:
+        _log.error("spool_disk_full", attempt=attempt, path=str(self.path))
+        if not self.disk_full:
+            self.disk_full = True
+            self._pending_notes.append(
+                Draft("spool.disk_full", "critical", {"path": str(self.path), "reserve_released": True})
+            )
+        with contextlib.suppress(FileNotFoundError):
+            self._reserve.unlink()
+        if attempt >= 1:
+            # Free pages inside the file for the inserts to reuse; the loss is declared as a gap.
+            gap = self._shrink(self._bytes // 2)
+            if gap is not None:
+                self._pending_notes.append(gap)
+
+    def _shrink(self, target: int) -> Draft | None:
+        db = self._conn
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            saved = self.max_bytes
+            self.max_bytes = target
+            try:
+                gap = self._make_room(0)
+            finally:
+                self.max_bytes = saved
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            return None
+        return gap
+
+    # -- reading and acknowledging --------------------------------------------------------------------
+
+    def pending(self, max_events: int, max_bytes: int, after_seq: int = 0) -> list[Pending]:
+        rows = self._conn.execute(
+            "SELECT seq, rank, body, created FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, max_events),
+        ).fetchall()
+        out: list[Pending] = []
+        total = 0
+        for seq, rank, body, created in rows:
+            if out and total + len(body) + 1 > max_bytes:
+                break
+            out.append(Pending(seq, rank, bytes(body), created))
+            total += len(body) + 1
+        return out
+
+    def ack(self, seqs: Iterable[int]) -> None:
+        keys = [(s,) for s in seqs]
+        if not keys:
+            return
+        db = self._conn
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            freed = 0
+            for (seq,) in keys:
+                row = db.execute("DELETE FROM events WHERE seq = ? RETURNING length(body)", (seq,)).fetchone()
+                freed += row[0] if row else 0
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise PersistenceError(f"spool ack failed: {exc}") from exc
+        self._bytes -= freed
+
+    def dead_letter(self, items: Sequence[tuple[int, str]]) -> None:
+        """Move events the collector rejected out of the queue, keeping them for inspection."""
+        db = self._conn
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            freed = 0
+            for seq, error in items:
+                row = db.execute("DELETE FROM events WHERE seq = ? RETURNING body", (seq,)).fetchone()
+                if row is None:
+                    continue
+                freed += len(row[0])
+                db.execute(
+                    "INSERT OR REPLACE INTO dead_letter (seq, body, error, time) VALUES (?, ?, ?, ?)",
+                    (seq, row[0], error[:1000], self.clock()),
+                )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise PersistenceError(f"spool dead-letter failed: {exc}") from exc
+        self._bytes -= freed
+
+    def stats(self) -> SpoolStats:
+        db = self._conn
+        depth, oldest = db.execute("SELECT count(*), min(created) FROM events").fetchone()
+        dead = db.execute("SELECT count(*) FROM dead_letter").fetchone()[0]
+        return SpoolStats(
+            self.head_seq, int(depth), self._bytes, oldest, self.dropped_full, int(dead), self.disk_full
+        )
+
+    def close(self) -> None:
+        self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None

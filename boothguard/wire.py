@@ -1,0 +1,34 @@
+"""Shapes exchanged between the agent and the collector (SPEC §5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Rejection(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    index: int = Field(ge=0)
+    error: str
+
+
+class IngestAnswer(BaseModel):
+    """The only body that acknowledges a batch; anything else (a captive portal's page) is a failure."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    accepted: int = Field(ge=0)
+    duplicates: int = Field(ge=0)
+    rejected: list[Rejection]
+    commands: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class EnrollRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    host: dict[str, str]
+
+
+class EnrollAnswer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    host_id: str
+    token: str
