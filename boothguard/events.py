@@ -182,6 +182,7 @@ def verify_chain(events: Iterable[Event]) -> list[ChainProblem]:
     evs = list(events)
     declared = [rng for ev in evs if (rng := declared_gap_range(ev))]
     problems = [ChainProblem("declared_gap", lo, hi) for lo, hi in declared]
+    covered = merge_ranges(declared)
     last: Event | None = None
     for ev in evs:
         if not ev.hash_ok():
@@ -192,7 +193,7 @@ def verify_chain(events: Iterable[Event]) -> list[ChainProblem]:
                 problems.append(ChainProblem("backwards", ev.seq, last.seq))
             elif ev.seq > last.seq + 1:
                 lo, hi = last.seq + 1, ev.seq - 1
-                if not any(a <= lo and hi <= b for a, b in declared):
+                if not any(a <= lo and hi <= b for a, b in covered):
                     problems.append(ChainProblem("gap", lo, hi))
             elif ev.prev_hash != last.hash and not restart:
                 problems.append(ChainProblem("broken_link", ev.seq, ev.seq))
@@ -201,6 +202,17 @@ def verify_chain(events: Iterable[Event]) -> list[ChainProblem]:
         if last is None or ev.seq > last.seq:
             last = ev
     return problems
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Union of inclusive seq ranges; adjacent ranges join (several small drops make one hole)."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
 
 
 def event_schema() -> dict[str, Any]:

@@ -8,6 +8,7 @@ spool file lost to corruption cannot make seq go back.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -36,6 +37,8 @@ URGENT_RANK = SEVERITY_RANK["high"]
 # Drop order when full: the lowest severities first; higher ones only when nothing lower is left.
 DROP_TIERS: tuple[tuple[int, ...], ...] = ((0, 1), (2,), (3,), (4,))
 SQLITE_FULL = 13
+# Loss reports are never dropped themselves: that would make the loss silent.
+KEEP_RANK = 5
 
 
 @dataclass(frozen=True)
@@ -173,8 +176,8 @@ class Spool:
         except (OSError, ValueError, KeyError, TypeError):
             return {"reserved": 0, "acked": 0}
 
-    def _write_sidecar(self, reserved: int) -> None:
-        acked = self._acked_watermark()
+    def _write_sidecar(self, reserved: int, committed_head: int) -> None:
+        acked = self._acked_watermark(committed_head)
         tmp = self._sidecar.with_suffix(".tmp")
         with open(tmp, "w") as fh:
             fh.write(json.dumps({"reserved": reserved, "acked": acked}))
@@ -188,10 +191,10 @@ class Spool:
             os.close(dirfd)
         self._reserved = reserved
 
-    def _acked_watermark(self) -> int:
+    def _acked_watermark(self, committed_head: int) -> int:
         # Every seq below the oldest one still spooled has been acknowledged (or dropped and declared).
         row = self._conn.execute("SELECT min(seq) FROM events").fetchone()
-        return (int(row[0]) - 1) if row[0] is not None else self.head_seq
+        return (int(row[0]) - 1) if row[0] is not None else committed_head
 
     def _ensure_reserve(self) -> None:
         """Keep a ballast file we can delete to survive ENOSPC long enough to report it."""
@@ -234,7 +237,9 @@ class Spool:
             except sqlite3.Error as exc:
                 raise PersistenceError(f"spool write failed: {exc}") from exc
             except OSError as exc:  # sidecar write
-                raise PersistenceError(f"spool sidecar write failed: {exc}") from exc
+                if exc.errno != errno.ENOSPC:
+                    raise PersistenceError(f"spool sidecar write failed: {exc}") from exc
+                self._on_disk_full(attempt)
         raise PersistenceError("spool write failed: disk full even after releasing the reserve")
 
     def _flush_notes(self) -> list[dict[str, Any]]:
@@ -258,7 +263,7 @@ class Spool:
                     size = sum(len(b) for _, _, _, b in bodies)
             last_seq = bodies[-1][1] if bodies else self.head_seq
             if last_seq > self._reserved:
-                self._write_sidecar(last_seq + RESERVE_STEP)
+                self._write_sidecar(last_seq + RESERVE_STEP, head_seq)
             db.executemany(
                 "INSERT INTO events (seq, rank, body, created) VALUES (?, ?, ?, ?)",
                 [(seq, rank, body, now) for _, seq, rank, body in bodies],
@@ -292,7 +297,8 @@ class Spool:
                 draft, seq=self.head_seq, prev_hash=self.head_hash, host=self.host, agent=self.agent, unix=now
             )
             self.head_hash = body["hash"]
-            out.append((draft, self.head_seq, SEVERITY_RANK[draft.severity], canonical_json(body)))
+            rank = KEEP_RANK if draft.type == "spool.gap" else SEVERITY_RANK[draft.severity]
+            out.append((draft, self.head_seq, rank, canonical_json(body)))
         return out
 
     def _make_room(self, needed: int) -> Draft | None:
