@@ -152,10 +152,20 @@ def _permission_problem(path: Path) -> str | None:
 
 
 def config_files(main: Path, dropin_dir: Path) -> list[Path]:
-    files = [main] if main.exists() else []
-    if dropin_dir.is_dir():
+    files = [main] if _exists(main) else []
+    if _exists(dropin_dir) and dropin_dir.is_dir():
         files += sorted(p for p in dropin_dir.iterdir() if p.suffix == ".toml")
     return files
+
+
+def _exists(path: Path) -> bool:
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return False
+    return True
 
 
 def _read_into(
@@ -194,8 +204,13 @@ def load(
     problems: list[Problem] = []
     provenance = _Provenance()
     merged: dict[str, Any] = {}
-    if main_required and not main.exists():
-        problems.append(Problem(str(main), None, "-", "file not found"))
+    try:
+        main.stat()
+    except FileNotFoundError:
+        if main_required:
+            problems.append(Problem(str(main), None, "-", "file not found"))
+    except OSError as exc:
+        problems.append(Problem(str(main), None, "-", f"cannot read: {exc.strerror}"))
     if strict_perms and dropin_dir.is_dir() and (why := _permission_problem(dropin_dir)):
         problems.append(Problem(str(dropin_dir), None, "-", why))
     for path in config_files(main, dropin_dir):
