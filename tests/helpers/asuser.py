@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 
 def run_as(uid: int, gid: int, fn: Callable[[], int]) -> int:
-    """Fork, drop to uid/gid, run fn; returns its int result (0–255) as the child's exit status."""
+    """Fork, drop to uid/gid, run fn; returns its int result (0-255) as the child's exit status."""
     pid = os.fork()
     if pid == 0:  # child
         code = 1
