@@ -1,0 +1,75 @@
+"""Email: SMTP with STARTTLS (or implicit TLS), run by smtplib in this channel's own thread so a hanging
+server only ever holds this channel."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from boothguard.collector.alerts.channels.base import ChannelError, read_secret
+from boothguard.collector.alerts.message import fields, summary
+from boothguard.collector.alerts.model import Alert
+from boothguard.collector.alerts.settings import EmailChannelSpec
+
+
+def message(alert: Alert, spec: EmailChannelSpec) -> EmailMessage:
+    msg = EmailMessage()
+    subject = f"{spec.subject_prefix} {summary(alert)}".strip()
+    msg["Subject"] = subject.replace("\r", " ").replace("\n", " ")[:250]
+    msg["From"] = spec.from_addr
+    msg["To"] = ", ".join(spec.to)
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=spec.from_addr.rsplit("@", 1)[-1])
+    msg["X-Boothguard-Alert"] = str(alert.id)
+    msg["X-Boothguard-Severity"] = alert.severity
+    lines = [summary(alert), ""]
+    for key, value in fields(alert).items():
+        if value is not None and key != "title":
+            lines.append(f"{key}: {value}")
+    msg.set_content("\n".join(lines) + "\n")
+    return msg
+
+
+class EmailChannel:
+    def __init__(self, name: str, spec: EmailChannelSpec) -> None:
+        self.name = name
+        self._spec = spec
+        self._tls = ssl.create_default_context(cafile=str(spec.ca_file) if spec.ca_file else None)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"alerts-email-{name}")
+
+    def _send_blocking(self, msg: EmailMessage) -> None:
+        spec = self._spec
+        smtp: smtplib.SMTP
+        if spec.security == "tls":
+            smtp = smtplib.SMTP_SSL(spec.host, spec.port, timeout=spec.timeout_seconds, context=self._tls)
+        else:
+            smtp = smtplib.SMTP(spec.host, spec.port, timeout=spec.timeout_seconds)
+        with smtp:
+            smtp.ehlo()
+            if spec.security == "starttls":
+                smtp.starttls(context=self._tls)
+                smtp.ehlo()
+            if spec.username:
+                smtp.login(spec.username, read_secret(spec.password_file))
+            smtp.send_message(msg)
+
+    async def send(self, alert: Alert) -> None:
+        msg = message(alert, self._spec)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._thread, self._send_blocking, msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise ChannelError(f"recipients refused: {list(exc.recipients)}", permanent=True) from None
+        except smtplib.SMTPResponseException as exc:
+            # 5xx is final for this message, except authentication, which a fixed password file can cure.
+            permanent = exc.smtp_code >= 500 and not isinstance(exc, smtplib.SMTPAuthenticationError)
+            raise ChannelError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=permanent) from None
+        except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            raise ChannelError(f"{type(exc).__name__}: {exc}") from None
+
+    async def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)

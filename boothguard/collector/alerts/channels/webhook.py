@@ -1,0 +1,77 @@
+"""Webhook: one JSON POST per alert, in a shape Slack and Teams incoming webhooks accept (`text`), plus
+`attachments`/`fields` for Slack and the full structured alert under `alert` for everything else."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import httpx
+
+from boothguard.collector.alerts.channels.base import ChannelError, read_secret
+from boothguard.collector.alerts.message import fields, summary
+from boothguard.collector.alerts.model import Alert
+from boothguard.collector.alerts.settings import WebhookChannelSpec
+
+_COLORS = {"info": "#439FE0", "low": "#2EB67D", "medium": "#ECB22E", "high": "#E01E5A", "critical": "#8B0000"}
+
+
+def payload(alert: Alert) -> dict[str, Any]:
+    shown = [
+        ("Host", alert.host_name),
+        ("Rule", alert.rule),
+        ("Event", alert.event_type),
+        ("Severity", alert.severity),
+        ("Count", str(alert.count)),
+        ("Last seen", alert.last_seen),
+    ]
+    return {
+        "text": summary(alert),
+        "attachments": [
+            {
+                "color": _COLORS.get(alert.severity, "#999999"),
+                "title": alert.title,
+                "fields": [{"title": k, "value": v, "short": True} for k, v in shown],
+            }
+        ],
+        "alert": fields(alert),
+    }
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(float(response.headers.get("retry-after", "")), 0.0)
+    except ValueError:
+        return None
+
+
+class WebhookChannel:
+    def __init__(
+        self, name: str, spec: WebhookChannelSpec, *, client: httpx.AsyncClient | None = None
+    ) -> None:
+        self.name = name
+        self._spec = spec
+        verify: ssl.SSLContext | bool = True
+        if spec.ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(spec.ca_file))
+        self._client = client or httpx.AsyncClient(
+            timeout=spec.timeout_seconds, verify=verify, follow_redirects=False
+        )
+
+    async def send(self, alert: Alert) -> None:
+        headers = {"User-Agent": "boothguard-collector", **self._spec.headers}
+        if self._spec.bearer_token_file is not None:
+            headers["Authorization"] = f"Bearer {read_secret(self._spec.bearer_token_file)}"
+        try:
+            response = await self._client.post(self._spec.url, json=payload(alert), headers=headers)
+        except httpx.HTTPError as exc:
+            raise ChannelError(f"{type(exc).__name__}: {exc}") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        # 408/425/429 and 5xx may pass; any other 4xx means this request will never be accepted.
+        retryable = status in (408, 425, 429) or status >= 500
+        raise ChannelError(f"HTTP {status}", permanent=not retryable, retry_after=_retry_after(response))
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,76 @@
+"""The shipped rules, used when the config lists none (or with `include_default_rules = true`)."""
+
+from __future__ import annotations
+
+from boothguard.collector.alerts.settings import RuleSpec
+
+DEFAULT_RULES: tuple[RuleSpec, ...] = (
+    RuleSpec(
+        id="usb-blocked",
+        types=["usb.device.blocked", "usb.interface.blocked", "usb.storage.detected"],
+        severity="high",
+        title="USB device blocked on {host} ({type}, {data.vid}:{data.pid})",
+    ),
+    RuleSpec(
+        id="clipboard-personal-data",
+        types=["clipboard.copy"],
+        when={"data.pii": ">0"},
+        severity="high",
+        title="Personal data copied on {host} by {user} ({data.pii})",
+    ),
+    RuleSpec(
+        id="clipboard-cleared",
+        types=["clipboard.cleared"],
+        severity="medium",
+        title="Clipboard cleared on {host} for {user}",
+    ),
+    RuleSpec(
+        id="screen-capture",
+        types=["screenshot.detected", "screenshot.blocked"],
+        severity="high",
+        title="Screen capture on {host} by {user} ({type})",
+    ),
+    RuleSpec(
+        id="lock-failed",
+        types=["screen.lock_failed"],
+        severity="critical",
+        title="Screen lock failed on {host} for {user}",
+    ),
+    RuleSpec(
+        id="watcher-missing",
+        types=["session.watcher_missing"],
+        severity="high",
+        title="Session watcher missing on {host} for {user}",
+    ),
+    RuleSpec(
+        id="chain-tampering",
+        types=["collector.chain.*", "!collector.chain.declared_gap"],
+        severity="critical",
+        title="Event chain broken on {host} ({type}, seq {seq_from}-{seq_to})",
+        group_by=["host", "rule", "type"],
+    ),
+    RuleSpec(
+        id="chain-declared-gap",
+        types=["collector.chain.declared_gap"],
+        severity="medium",
+        title="Declared event gap on {host} (seq {seq_from}-{seq_to})",
+    ),
+    RuleSpec(
+        id="host-silent",
+        types=["collector.host.silent"],
+        severity="high",
+        title="Host {host} silent: {data.reason}",
+    ),
+    RuleSpec(
+        id="spool-gap",
+        types=["spool.gap"],
+        severity="medium",
+        title="Agent on {host} lost events ({data.reason}, seq {seq_from}-{seq_to})",
+    ),
+    RuleSpec(
+        id="config-rejected",
+        types=["agent.config_rejected"],
+        severity="medium",
+        title="Agent on {host} rejected a new config",
+    ),
+)
