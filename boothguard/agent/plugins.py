@@ -8,4 +8,7 @@ from boothguard.config import AgentConfig
 
 def build_plugins(config: AgentConfig) -> list[Plugin]:
     plugins: list[Plugin] = []
+    from boothguard.usb.plugin import UsbPlugin
+
+    plugins.append(UsbPlugin(config.usb))
     return plugins

@@ -1,0 +1,373 @@
+"""The USB guard: locks the buses, decides each device and writes `authorized` — allowed devices only.
+
+Synchronous and fast on purpose: it runs inside the uevent callback, so a decision is written before the
+next event is read. Events go to `emit` (a non-blocking sink; the plugin counts what it cannot queue).
+Stopping never re-authorizes anything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from boothguard import log
+from boothguard.events import Draft
+from boothguard.usb.inventory import read_facts
+from boothguard.usb.policy import Decision, DeviceFacts, decide
+from boothguard.usb.report import decision_drafts, device_data
+from boothguard.usb.rules import RuleSet
+from boothguard.usb.settings import UsbSection
+from boothguard.usb.sysfs import BUS_NAME, DEVICE_NAME, INTERFACE_NAME, Sysfs, usb_device_of
+
+_log = log.get("usb")
+MAX_TRACKED = 4096
+
+
+@dataclass(frozen=True)
+class Uevent:
+    action: str
+    subsystem: str
+    devtype: str | None
+    name: str
+    devpath: str
+    received: float = 0.0  # monotonic time the agent read it
+
+
+@dataclass
+class Tracked:
+    facts: DeviceFacts
+    decision: Decision
+    allowed: bool  # authorized by us (or, in audit/keep, left authorized)
+    authorized_interfaces: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Counters:
+    decisions: int = 0
+    blocked: int = 0
+    allowed: int = 0
+    interfaces_authorized: int = 0
+    storage_detected: int = 0
+    write_errors: int = 0
+    handler_errors: int = 0
+    last_latency_ms: float | None = None
+
+
+class UsbGuard:
+    def __init__(
+        self,
+        sysfs: Sysfs,
+        settings: UsbSection,
+        emit: Callable[[Draft], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sysfs = sysfs
+        self.settings = settings
+        self.rules = RuleSet.from_settings(settings)
+        self._emit = emit
+        self._clock = clock
+        self.tracked: dict[str, Tracked] = {}
+        self.counters = Counters()
+
+    @property
+    def mode(self) -> str:
+        return self.settings.mode
+
+    @property
+    def enforcing(self) -> bool:
+        return self.settings.mode == "enforce"
+
+    # -- start / reload ---------------------------------------------------------------------------------
+
+    def lock_buses(self) -> None:
+        """New devices arrive unauthorized (and, for per-interface control, so do their interfaces)."""
+        if not self.enforcing:
+            return
+        for bus in self.sysfs.buses():
+            self._lock_bus(bus)
+
+    def _lock_bus(self, bus: str) -> None:
+        self._write(bus, "authorized_default", "0")
+        if self.settings.per_interface:
+            self._write(bus, "interface_authorized_default", "0")
+        _log.info("usb_bus_locked", bus=bus, per_interface=self.settings.per_interface)
+
+    def apply_present(self) -> None:
+        """Decide every device present now, by `present_policy`."""
+        if self.mode == "off":
+            return
+        for name in self.sysfs.devices():
+            self._guarded(self._present, name)
+
+    def reconfigure(self, settings: UsbSection) -> None:
+        self.settings = settings
+        self.rules = RuleSet.from_settings(settings)
+        self.tracked.clear()
+        self.lock_buses()
+        self.apply_present()
+
+    # -- uevents ----------------------------------------------------------------------------------------
+
+    def on_uevent(self, ev: Uevent) -> None:
+        if self.mode == "off":
+            return
+        self._guarded(self._dispatch, ev)
+
+    def _dispatch(self, ev: Uevent) -> None:
+        if ev.subsystem == "block":
+            if ev.action == "add":
+                self._block_device(ev)
+            return
+        if ev.subsystem != "usb":
+            return
+        if ev.devtype == "usb_device" or DEVICE_NAME.match(ev.name) or BUS_NAME.match(ev.name):
+            if ev.action == "add":
+                if BUS_NAME.match(ev.name):
+                    if self.enforcing:
+                        self._lock_bus(ev.name)
+                elif ev.name not in self.tracked:
+                    self._inserted(ev.name, ev.received)
+            elif ev.action == "remove":
+                self._removed(ev.name)
+        elif ev.action == "add" and (ev.devtype == "usb_interface" or INTERFACE_NAME.match(ev.name)):
+            self._interface_added(ev.name)
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # one odd device must never stop the guard
+            self.counters.handler_errors += 1
+            _log.exception("usb_handler_failed", args=[str(a)[:200] for a in args])
+
+    # -- decisions --------------------------------------------------------------------------------------
+
+    def _inserted(self, name: str, received: float) -> None:
+        facts = read_facts(self.sysfs, name)
+        decision = decide(facts, self.rules)
+        self._apply(facts, decision, allow=decision.device_allowed, origin="inserted")
+        if received:
+            self.counters.last_latency_ms = (self._clock() - received) * 1000
+        self._report(facts, decision, origin="inserted")
+
+    def _present(self, name: str) -> None:
+        facts = read_facts(self.sysfs, name, with_labels=True)
+        decision = decide(facts, self.rules)
+        policy = self.settings.present_policy
+        if policy == "apply":
+            self._apply(facts, decision, allow=decision.device_allowed, origin="present")
+            self._report(facts, decision, origin="present")
+            return
+        if policy == "keep":
+            allowed = self.sysfs.read_str(name, "authorized") == "1"
+            self.tracked[name] = Tracked(facts, decision, allowed)
+            self._report_forced(facts, decision, allowed, "present-keep")
+            return
+        allow = policy == "allow"
+        self._apply(facts, decision, allow=allow, origin="present", all_interfaces=allow)
+        self._report_forced(facts, decision, allow, f"present-{policy}")
+
+    def _apply(
+        self,
+        facts: DeviceFacts,
+        decision: Decision,
+        *,
+        allow: bool,
+        origin: str,
+        all_interfaces: bool = False,
+    ) -> None:
+        tracked = Tracked(facts, decision, allow)
+        if all_interfaces:
+            tracked.decision = Decision(
+                "allow",
+                decision.rule,
+                tuple(type(i)(i.name, i.classes, i.codes, "allow", i.rule) for i in decision.interfaces),
+            )
+        self._track(facts.name, tracked)
+        if not self.enforcing:
+            return
+        if not allow:
+            self._write(facts.name, "authorized", "0")
+            _log.info(
+                "usb_device_blocked",
+                port=facts.name,
+                vid=facts.vendor_id,
+                pid=facts.product_id,
+                rule=decision.rule,
+                origin=origin,
+            )
+            return
+        self._write(facts.name, "authorized", "1")
+        _log.info(
+            "usb_device_allowed",
+            port=facts.name,
+            vid=facts.vendor_id,
+            pid=facts.product_id,
+            rule=decision.rule,
+            verdict=decision.verdict,
+            origin=origin,
+            mono=self._clock(),
+        )
+        for iface in self.sysfs.interfaces(facts.name):
+            self._settle_interface(tracked, iface)
+
+    def _interface_added(self, iface: str) -> None:
+        m = INTERFACE_NAME.match(iface)
+        if not m:
+            return
+        tracked = self.tracked.get(m.group(1))
+        if tracked is None or not tracked.allowed or not self.enforcing:
+            return
+        self._settle_interface(tracked, iface)
+
+    def _settle_interface(self, tracked: Tracked, iface: str) -> None:
+        """Authorize an allowed interface and ask the kernel to probe it; deauthorize a blocked one."""
+        if not self.settings.per_interface and tracked.decision.verdict == "allow":
+            return  # interfaces come up authorized by the bus default
+        allowed = iface in tracked.decision.allowed_interfaces
+        if allowed and self._is_vendor_specific(tracked, iface):
+            allowed = self._recheck_label(tracked, iface)
+        current = self.sysfs.read_str(tracked.facts.name, f"{iface}/authorized")
+        if allowed:
+            if iface in tracked.authorized_interfaces and current == "1":
+                return
+            if current != "1":
+                self._write(tracked.facts.name, f"{iface}/authorized", "1")
+                try:
+                    self.sysfs.probe(iface)
+                except OSError as exc:
+                    self.counters.write_errors += 1
+                    _log.warning("usb_probe_failed", interface=iface, error=str(exc))
+            tracked.authorized_interfaces.add(iface)
+            self.counters.interfaces_authorized += 1
+        elif current != "0":
+            self._write(tracked.facts.name, f"{iface}/authorized", "0")
+            _log.info("usb_interface_blocked", interface=iface)
+
+    def _is_vendor_specific(self, tracked: Tracked, iface: str) -> bool:
+        return any(
+            iface == v.name and any(c.startswith("ff/") for c in v.codes) for v in tracked.decision.interfaces
+        )
+
+    def _recheck_label(self, tracked: Tracked, iface: str) -> bool:
+        """A vendor-specific interface may call itself MTP: its string is readable only now."""
+        facts = read_facts(self.sysfs, tracked.facts.name, with_labels=True)
+        if not facts.interface_labels:
+            return True
+        decision = decide(facts, self.rules)
+        if iface in decision.allowed_interfaces:
+            return True
+        tracked.decision = decision
+        tracked.facts = facts
+        blocked = next(i for i in decision.interfaces if i.name == iface)
+        self._emit(
+            Draft(
+                "usb.interface.blocked",
+                "medium",
+                device_data(facts, None)
+                | {
+                    "interface": iface,
+                    "interface_classes": list(blocked.classes),
+                    "codes": list(blocked.codes),
+                    "label": facts.interface_labels.get(iface),
+                    "rule": blocked.rule,
+                    "mode": self.mode,
+                    "origin": "interface",
+                    "enforced": True,
+                    "outcome": "blocked",
+                },
+            )
+        )
+        return False
+
+    def _removed(self, name: str) -> None:
+        tracked = self.tracked.pop(name, None)
+        data: dict[str, Any] = {"port": name, "mode": self.mode}
+        if tracked is not None:
+            data = device_data(tracked.facts, None) | {
+                "mode": self.mode,
+                "verdict": tracked.decision.verdict,
+                "rule": tracked.decision.rule,
+                "interface_classes": tracked.decision.interface_classes(),
+            }
+        self._emit(Draft("usb.device.removed", "info", data))
+
+    def _block_device(self, ev: Uevent) -> None:
+        """Safety net: a block device under a USB device in enforce mode should never exist."""
+        if not self.enforcing or not self.settings.storage_safety_net:
+            return
+        device = usb_device_of(ev.devpath)
+        if device is None:
+            return
+        self.counters.storage_detected += 1
+        self._write(device, "authorized", "0")
+        tracked = self.tracked.get(device)
+        if tracked is not None:
+            tracked.allowed = False
+        facts = tracked.facts if tracked else read_facts(self.sysfs, device)
+        _log.critical("usb_storage_detected", port=device, block=ev.name)
+        self._emit(
+            Draft(
+                "usb.storage.detected",
+                "critical",
+                device_data(facts, None)
+                | {
+                    "block_device": ev.name[:64],
+                    "devpath": ev.devpath[:512],
+                    "mode": self.mode,
+                    "action": "deauthorized",
+                    "rule": tracked.decision.rule if tracked else None,
+                },
+            )
+        )
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    def _track(self, name: str, tracked: Tracked) -> None:
+        if name not in self.tracked and len(self.tracked) >= MAX_TRACKED:
+            self.tracked.pop(next(iter(self.tracked)))
+        self.tracked[name] = tracked
+        self.counters.decisions += 1
+        if tracked.allowed:
+            self.counters.allowed += 1
+        else:
+            self.counters.blocked += 1
+
+    def _write(self, name: str, attr: str, value: str) -> None:
+        try:
+            self.sysfs.write(name, attr, value)
+        except OSError as exc:
+            self.counters.write_errors += 1
+            _log.warning("usb_write_failed", device=name, attr=attr, value=value, error=str(exc))
+
+    def _report(self, facts: DeviceFacts, decision: Decision, origin: str) -> None:
+        for draft in decision_drafts(facts, decision, mode=self.mode, origin=origin):
+            self._emit(draft)
+
+    def _report_forced(self, facts: DeviceFacts, decision: Decision, allowed: bool, rule: str) -> None:
+        forced = Decision("allow" if allowed else "block", rule, decision.interfaces, reason="present_policy")
+        drafts = decision_drafts(facts, forced, mode=self.mode, origin="present", rule=rule)
+        for draft in drafts[:1]:
+            self._emit(draft)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "uevent_source": self.settings.uevent_source,
+            "present_policy": self.settings.present_policy,
+            "counters": vars(self.counters).copy(),
+            "devices": [
+                {
+                    "port": name,
+                    "vendor_id": t.facts.vendor_id,
+                    "product_id": t.facts.product_id,
+                    "product": t.facts.product,
+                    "verdict": t.decision.verdict,
+                    "rule": t.decision.rule,
+                    "authorized": t.allowed,
+                    "interface_classes": t.decision.interface_classes(),
+                }
+                for name, t in self.tracked.items()
+            ],
+        }

@@ -1,0 +1,51 @@
+"""Read what the policy needs about one device from sysfs; nothing here trusts the device."""
+
+from __future__ import annotations
+
+from boothguard.usb.descriptors import DescriptorError, parse
+from boothguard.usb.policy import DeviceFacts
+from boothguard.usb.sanitize import clean
+from boothguard.usb.sysfs import DESCRIPTORS_LIMIT, Sysfs
+
+
+def read_facts(sysfs: Sysfs, name: str, with_labels: bool = False) -> DeviceFacts:
+    raw = sysfs.read(name, "descriptors", DESCRIPTORS_LIMIT)
+    descriptors = None
+    error: str | None = None
+    if raw is None:
+        error = "descriptors unreadable"
+    else:
+        try:
+            descriptors = parse(raw)
+        except DescriptorError as exc:
+            error = str(exc)
+    if descriptors is not None:
+        vendor, product = f"{descriptors.vendor_id:04x}", f"{descriptors.product_id:04x}"
+    else:
+        vendor = _hex4(sysfs.read_str(name, "idVendor"))
+        product = _hex4(sysfs.read_str(name, "idProduct"))
+    labels: dict[str, str] = {}
+    if with_labels:
+        for iface in sysfs.interfaces(name):
+            label = clean(sysfs.read(name, f"{iface}/interface"))
+            if label:
+                labels[iface] = label
+    return DeviceFacts(
+        name=name,
+        vendor_id=vendor,
+        product_id=product,
+        busnum=sysfs.read_int(name, "busnum"),
+        devnum=sysfs.read_int(name, "devnum"),
+        serial=clean(sysfs.read(name, "serial")),
+        manufacturer=clean(sysfs.read(name, "manufacturer")),
+        product=clean(sysfs.read(name, "product")),
+        descriptors=descriptors,
+        descriptor_error=error,
+        interface_labels=labels,
+    )
+
+
+def _hex4(text: str | None) -> str:
+    if text and len(text) == 4 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return text.lower()
+    return "????"
