@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import random
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -117,14 +119,14 @@ def event_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(without)).hexdigest()
 
 
-def uuid7(unix_ms: int | None = None, rand: bytes | None = None) -> str:
+_rng = random.SystemRandom() if os.environ.get("BOOTHGUARD_STRONG_IDS") else random.Random()  # noqa: S311
+
+
+def uuid7(unix_ms: int | None = None, rand: int | None = None) -> str:
+    """RFC 9562 UUIDv7. Ids need uniqueness, not secrecy: a fast PRNG seeded from os.urandom suffices."""
     ms = int(time.time() * 1000) if unix_ms is None else unix_ms
-    r = os.urandom(10) if rand is None else rand
-    value = (ms & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76
-    value |= (int.from_bytes(r[:2], "big") & 0x0FFF) << 64
-    value |= 0b10 << 62
-    value |= int.from_bytes(r[2:], "big") & ((1 << 62) - 1)
+    r = _rng.getrandbits(74) if rand is None else rand
+    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | (r >> 62) << 64 | 0b10 << 62 | (r & ((1 << 62) - 1))
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -142,20 +144,59 @@ def seal(
     draft: Draft, *, seq: int, prev_hash: str, host: HostRef, agent: AgentRef, unix: float
 ) -> dict[str, Any]:
     """Build the JSON body of an event. Kept as a dict: the spool's hot path skips model validation."""
-    body: dict[str, Any] = {
-        "id": uuid7(int(unix * 1000)),
-        "seq": seq,
-        "time": format_time(unix),
-        "host": {"id": host.id, "name": host.name},
+    return seal_bytes(draft, seq=seq, prev_hash=prev_hash, host=host, agent=agent, unix=unix)[0]
+
+
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+@functools.lru_cache(maxsize=8)
+def _fixed_json(host: HostRef, agent: AgentRef) -> tuple[str, str]:
+    return _dumps({"version": agent.version}), _dumps({"id": host.id, "name": host.name})
+
+
+def seal_bytes(
+    draft: Draft,
+    *,
+    seq: int,
+    prev_hash: str,
+    host: HostRef,
+    agent: AgentRef,
+    unix: float,
+    time_text: str | None = None,
+) -> tuple[dict[str, Any], bytes]:
+    """Seal and serialize at once: the body and its canonical JSON bytes (with `hash`).
+
+    The hot path of the spool. Only `data` and `user` need a JSON encoder; every other field is
+    either fixed per host or matches a pattern without characters JSON would escape, so the canonical
+    text (keys sorted: agent, data, hash, host, id, prev_hash, seq, severity, time, type, user) is
+    assembled directly. tests/unit/test_events.py checks it equals canonical_json byte for byte.
+    """
+    data = dict(draft.data)
+    event_id = uuid7(int(unix * 1000))
+    stamp = time_text or format_time(unix)
+    user = "null" if draft.user is None else _dumps(draft.user)
+    agent_json, host_json = _fixed_json(host, agent)
+    head = f'{{"agent":{agent_json},"data":{_dumps(data)}'
+    tail = (
+        f'"host":{host_json},"id":"{event_id}","prev_hash":"{prev_hash}",'
+        f'"seq":{seq},"severity":"{draft.severity}","time":"{stamp}","type":"{draft.type}","user":{user}}}'
+    )
+    digest = hashlib.sha256(f"{head},{tail}".encode()).hexdigest()
+    body = {
         "agent": {"version": agent.version},
-        "type": draft.type,
-        "severity": draft.severity,
-        "user": draft.user,
-        "data": dict(draft.data),
+        "data": data,
+        "hash": digest,
+        "host": {"id": host.id, "name": host.name},
+        "id": event_id,
         "prev_hash": prev_hash,
+        "seq": seq,
+        "severity": draft.severity,
+        "time": stamp,
+        "type": draft.type,
+        "user": draft.user,
     }
-    body["hash"] = event_hash(body)
-    return body
+    return body, f'{head},"hash":"{digest}",{tail}'.encode()
 
 
 @dataclass(frozen=True)

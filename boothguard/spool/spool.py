@@ -20,7 +20,7 @@ from typing import Any
 
 from boothguard import log
 from boothguard.errors import PersistenceError
-from boothguard.events import SEVERITY_RANK, ZERO_HASH, AgentRef, Draft, HostRef, canonical_json, seal
+from boothguard.events import SEVERITY_RANK, ZERO_HASH, AgentRef, Draft, HostRef, format_time, seal_bytes
 
 _log = log.get("spool")
 
@@ -39,6 +39,7 @@ DROP_TIERS: tuple[tuple[int, ...], ...] = ((0, 1), (2,), (3,), (4,))
 SQLITE_FULL = 13
 # Loss reports are never dropped themselves: that would make the loss silent.
 KEEP_RANK = 5
+_Sealed = tuple[Draft, dict[str, Any], int, int, bytes]  # draft, body, seq, rank, canonical JSON
 
 
 @dataclass(frozen=True)
@@ -254,19 +255,19 @@ class Spool:
             db.execute("BEGIN IMMEDIATE")
             all_drafts = notes + drafts
             bodies = self._seal_all(all_drafts, now)
-            size = sum(len(b) for _, _, _, b in bodies)
+            size = sum(len(b) for *_, b in bodies)
             if self._bytes + size > self.max_bytes:
                 gap = self._make_room(size)
                 if gap is not None:
                     # The loss report goes in this same transaction, after the events it declares.
                     bodies += self._seal_all([gap], now)
-                    size = sum(len(b) for _, _, _, b in bodies)
-            last_seq = bodies[-1][1] if bodies else self.head_seq
+                    size = sum(len(b) for *_, b in bodies)
+            last_seq = bodies[-1][2] if bodies else self.head_seq
             if last_seq > self._reserved:
                 self._write_sidecar(last_seq + RESERVE_STEP, head_seq)
             db.executemany(
                 "INSERT INTO events (seq, rank, body, created) VALUES (?, ?, ?, ?)",
-                [(seq, rank, body, now) for _, seq, rank, body in bodies],
+                [(seq, rank, raw, now) for _, _, seq, rank, raw in bodies],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -287,18 +288,28 @@ class Spool:
         if self.disk_full:
             self._ensure_reserve()
             self.disk_full = not self._reserve.exists()
-        return [(draft, json.loads(b)) for draft, _, _, b in bodies]
+        return [(draft, body) for draft, body, _, _, _ in bodies]
 
-    def _seal_all(self, drafts: list[Draft], now: float) -> list[tuple[Draft, int, int, bytes]]:
+    def _seal_all(
+        self, drafts: list[Draft], now: float
+    ) -> list[tuple[Draft, dict[str, Any], int, int, bytes]]:
         out = []
+        stamp = format_time(now)
+        host, agent = self.host, self.agent
         for draft in drafts:
             self.head_seq += 1
-            body = seal(
-                draft, seq=self.head_seq, prev_hash=self.head_hash, host=self.host, agent=self.agent, unix=now
+            body, raw = seal_bytes(
+                draft,
+                seq=self.head_seq,
+                prev_hash=self.head_hash,
+                host=host,
+                agent=agent,
+                unix=now,
+                time_text=stamp,
             )
             self.head_hash = body["hash"]
             rank = KEEP_RANK if draft.type == "spool.gap" else SEVERITY_RANK[draft.severity]
-            out.append((draft, self.head_seq, rank, canonical_json(body)))
+            out.append((draft, body, self.head_seq, rank, raw))
         return out
 
     def _make_room(self, needed: int) -> Draft | None:

@@ -5,18 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from boothguard import log
 from boothguard.errors import PersistenceError
-from boothguard.events import SEVERITY_RANK, Draft
-from boothguard.spool.spool import URGENT_RANK, Spool
+from boothguard.events import Draft
+from boothguard.spool.spool import Spool
 
 _log = log.get("spool.writer")
 T = TypeVar("T")
-_Item = tuple[Draft, "asyncio.Future[dict[str, Any]] | None"]
+Body = dict[str, Any]
+_Item = tuple[Draft, "asyncio.Future[Body] | None"]
+
+
+class QueueFull(Exception):
+    """The writer's bounded queue is full; the caller decides whether to wait or count a loss."""
 
 
 class SpoolWriter:
@@ -24,14 +30,17 @@ class SpoolWriter:
 
     def __init__(self, spool: Spool, *, queue_max: int = 10_000, max_batch: int = 2_000) -> None:
         self.spool = spool
+        self.queue_max = queue_max
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_max)
+        self._items: deque[_Item] = deque()
+        self._wake = asyncio.Event()
+        self._space = asyncio.Event()
+        self._idle = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self._task: asyncio.Task[None] | None = None
         self.lost_queue_full = 0
         self._lost_reported = 0
         self.committed = asyncio.Event()  # set after each commit; the shipper waits on it
-        self.urgent_committed = False
         self.last_commit = time.monotonic()
         self.failure: BaseException | None = None
         self.failed = asyncio.Event()
@@ -40,35 +49,67 @@ class SpoolWriter:
         """Run a spool method on the writer thread (SQLite connection affinity)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def start(self) -> list[dict[str, Any]]:
+    async def start(self) -> list[Body]:
         recovered = await self.call(self.spool.open)
         self._task = asyncio.create_task(self._run(), name="spool-writer")
         return recovered
 
-    async def emit(self, draft: Draft) -> dict[str, Any]:
+    def submit(self, draft: Draft) -> asyncio.Future[Body]:
+        """Queue a draft; the future resolves with the sealed body once committed. Raises QueueFull."""
         if self.failure is not None:
             raise PersistenceError(f"spool failed: {self.failure}")
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        await self._queue.put((draft, fut))
-        return await fut
+        if len(self._items) >= self.queue_max:
+            raise QueueFull
+        fut: asyncio.Future[Body] = asyncio.get_running_loop().create_future()
+        self._items.append((draft, fut))
+        self._wake.set()
+        return fut
+
+    def submit_many(self, drafts: list[Draft]) -> asyncio.Future[Body]:
+        """Queue a burst behind one future, resolved with the last body once all are committed.
+
+        Commits happen in queue order, so the last one committed means all are. Raises QueueFull.
+        """
+        if self.failure is not None:
+            raise PersistenceError(f"spool failed: {self.failure}")
+        if len(self._items) + len(drafts) > self.queue_max or not drafts:
+            raise QueueFull
+        fut: asyncio.Future[Body] = asyncio.get_running_loop().create_future()
+        self._items.extend((d, None) for d in drafts[:-1])
+        self._items.append((drafts[-1], fut))
+        self._wake.set()
+        return fut
+
+    async def emit(self, draft: Draft) -> Body:
+        while True:
+            try:
+                return await self.submit(draft)
+            except QueueFull:
+                self._space.clear()
+                await self._space.wait()
 
     def try_emit(self, draft: Draft) -> bool:
-        try:
-            self._queue.put_nowait((draft, None))
-        except asyncio.QueueFull:
+        if len(self._items) >= self.queue_max:
             self.lost_queue_full += 1
             return False
+        self._items.append((draft, None))
+        self._wake.set()
         return True
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._items)
 
     async def _run(self) -> None:
         while True:
-            items = [await self._queue.get()]
-            while len(items) < self.max_batch and not self._queue.empty():
-                items.append(self._queue.get_nowait())
+            if not self._items:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                self._idle.clear()
+            n = min(len(self._items), self.max_batch)
+            items = [self._items.popleft() for _ in range(n)]
+            self._space.set()
             drafts = [d for d, _ in items]
             lost = self.lost_queue_full - self._lost_reported
             if lost:
@@ -79,21 +120,17 @@ class SpoolWriter:
                 self._fail(exc, items)
                 return
             self._lost_reported += lost
-            for _ in items:
-                self._queue.task_done()
             self.last_commit = time.monotonic()
             sealed = {id(draft): body for draft, body in bodies}
             for draft, fut in items:
                 if fut is not None and not fut.done():
                     fut.set_result(sealed[id(draft)])
-            if any(SEVERITY_RANK[b["severity"]] >= URGENT_RANK for _, b in bodies):
-                self.urgent_committed = True
             self.committed.set()
 
     def _fail(self, exc: BaseException, items: list[_Item]) -> None:
         self.failure = exc
         _log.critical("spool_write_failed", error=str(exc))
-        for _, fut in items:
+        for _, fut in [*items, *self._items]:
             if fut is not None and not fut.done():
                 fut.set_exception(PersistenceError(f"spool write failed: {exc}"))
         self.failed.set()
@@ -105,12 +142,17 @@ class SpoolWriter:
     async def stop(self) -> None:
         """Commit what is queued, then close the spool."""
         if self._task is not None:
-            if self.failure is None:
+            if self.failure is None and self._items:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._queue.join(), timeout=5)
+                    await asyncio.wait_for(self._drained(), timeout=5)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
             await self.call(self.spool.close)
         self._executor.shutdown(wait=True)
+
+    async def _drained(self) -> None:
+        while self._items or not self._idle.is_set():
+            self._idle.clear()
+            await self._idle.wait()

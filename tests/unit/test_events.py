@@ -1,3 +1,6 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
 from boothguard.events import (
     ZERO_HASH,
     AgentRef,
@@ -6,6 +9,7 @@ from boothguard.events import (
     HostRef,
     canonical_json,
     seal,
+    seal_bytes,
     uuid7,
     verify_chain,
 )
@@ -71,3 +75,27 @@ def test_declared_gap_is_not_tampering() -> None:
     )
     problems = verify_chain([evs[0], evs[3], Event.model_validate(gap)])
     assert [p.kind for p in problems] == ["declared_gap"]
+
+
+@given(
+    data=st.dictionaries(
+        st.text(max_size=8), st.one_of(st.text(), st.integers(), st.booleans(), st.none()), max_size=5
+    ),
+    user=st.one_of(st.none(), st.text(max_size=12)),
+    severity=st.sampled_from(["info", "low", "medium", "high", "critical"]),
+    name=st.text(min_size=1, max_size=10),
+)
+def test_fast_serializer_is_byte_identical_to_canonical_json(
+    data: dict[str, object], user: str | None, severity: str, name: str
+) -> None:
+    host = HostRef(id="m-1", name=name)
+    body, raw = seal_bytes(
+        Draft("usb.device.blocked", severity, data, user=user),
+        seq=3,
+        prev_hash="a" * 64,  # type: ignore[arg-type]
+        host=host,
+        agent=AGENT,
+        unix=1_700_000_000.5,
+    )
+    assert raw == canonical_json(body)
+    assert Event.model_validate(body).hash_ok()
