@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from boothguard.errors import EXIT_USAGE, BoothguardError
 
 # Modules with `register(subparsers)`; kept light: heavy imports happen inside the command functions.
-COMMAND_MODULES = ("boothguard.agent.commands", "boothguard.usb.commands")
+COMMAND_MODULES = (
+    "boothguard.agent.commands",
+    "boothguard.usb.commands",
+    "boothguard.collector.commands",
+    "boothguard.session.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,63 @@
+"""Versioned schema migrations: `schema_version` holds the last step applied; steps run in order, once.
+
+Several collector processes may start at once: on PostgreSQL an advisory lock serializes them, on SQLite
+the write transaction does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from boothguard import log
+from boothguard.collector import db
+from boothguard.collector.schema import LATEST, tables
+
+_log = log.get("collector.migrations")
+_LOCK_ID = 0x6267_6331  # "bgc1"
+
+
+def _v1(conn: Connection) -> None:
+    md = tables(1)
+    for name in ("hosts", "events", "alerts", "commands", "users", "audit_log"):
+        md.tables[name].create(conn)
+
+
+def _v2(conn: Connection) -> None:
+    md = tables(2)
+    conn.execute(sa.text("ALTER TABLE hosts ADD COLUMN spool_backlog BIGINT"))
+    md.tables["api_sessions"].create(conn)
+    for index in md.tables["events"].indexes:
+        if index.name == "ix_events_type":
+            index.create(conn)
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2}
+assert sorted(STEPS) == list(range(1, LATEST + 1))
+
+
+def current_version(conn: Connection) -> int:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    value = conn.execute(sa.text("SELECT max(version) FROM schema_version")).scalar()
+    return int(value or 0)
+
+
+def migrate(engine: Engine, target: int = LATEST) -> int:
+    """Bring the database to `target`; returns the version found before."""
+    with db.write(engine) as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+        found = current_version(conn)
+        if found == 0:
+            tables(0).tables["schema_version"].create(conn, checkfirst=True)
+            conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (0)"))
+        if found > LATEST:
+            raise RuntimeError(f"database schema v{found} is newer than this collector (v{LATEST})")
+        for step in range(found + 1, target + 1):
+            _log.info("schema_migrate", step=step)
+            STEPS[step](conn)
+            conn.execute(sa.text("UPDATE schema_version SET version = :v"), {"v": step})
+        return found

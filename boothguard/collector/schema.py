@@ -1,0 +1,153 @@
+"""The collector's tables, as of each schema version (migrations create them step by step).
+
+Collector-side times (received, last_seen, alert times) are UNIX seconds as floats, which compare the
+same way on SQLite and PostgreSQL; event times stay the agent's RFC 3339 strings (fixed width, so they
+sort as text).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+LATEST = 2
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def tables(version: int = LATEST) -> sa.MetaData:
+    """The schema as it stands after migration step `version`."""
+    md = sa.MetaData()
+    sa.Table("schema_version", md, sa.Column("version", sa.Integer, nullable=False))
+    host_cols = [
+        sa.Column("id", sa.String(128), primary_key=True),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("token_hash", sa.String(64), nullable=True, unique=True),
+        sa.Column("enrolled_at", sa.Float, nullable=False),
+        sa.Column("last_seen", sa.Float, nullable=True),
+        sa.Column("last_type", sa.String(128), nullable=True),
+        sa.Column("last_reason", sa.String(255), nullable=True),
+        sa.Column("heartbeat_seconds", sa.Float, nullable=True),
+        sa.Column("state", sa.String(16), nullable=False, server_default="new"),
+        sa.Column("silent_reason", sa.String(64), nullable=True),
+        # Chain state: events 1..chain_seq are stored and checked; chain_hash is the hash of chain_seq.
+        sa.Column("chain_seq", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("chain_hash", sa.String(64), nullable=False, server_default="0" * 64),
+        sa.Column("max_seq", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("hole_since", sa.Float, nullable=True),
+        sa.Column("chain_status", sa.String(32), nullable=False, server_default="ok"),
+        sa.Column("chain_detail", sa.String(255), nullable=True),
+        sa.Column("away", sa.Boolean, nullable=True),
+        sa.Column("locked", sa.Boolean, nullable=True),
+    ]
+    if version >= 2:
+        host_cols.append(sa.Column("spool_backlog", sa.BigInteger, nullable=True))
+    sa.Table("hosts", md, *host_cols)
+    events = sa.Table(
+        "events",
+        md,
+        sa.Column("pk", BigId, primary_key=True, autoincrement=True),
+        sa.Column("host_id", sa.String(128), nullable=False),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("id", sa.String(36), nullable=False),
+        sa.Column("time", sa.String(24), nullable=False),
+        sa.Column("type", sa.String(128), nullable=False),
+        sa.Column("severity", sa.String(16), nullable=False),
+        sa.Column("user", sa.String(256), nullable=True),
+        sa.Column("prev_hash", sa.String(64), nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+        sa.Column("data", sa.JSON, nullable=False),
+        sa.Column("raw", sa.Text, nullable=False),
+        sa.Column("received", sa.Float, nullable=False),
+        sa.UniqueConstraint("host_id", "seq", name="uq_events_host_seq"),
+    )
+    sa.Index("ix_events_time", events.c.time)
+    if version >= 2:
+        sa.Index("ix_events_type", events.c.type)
+    alerts = sa.Table(
+        "alerts",
+        md,
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("rule", sa.String(128), nullable=False),
+        sa.Column("severity", sa.String(16), nullable=False),
+        sa.Column("title", sa.String(512), nullable=False),
+        sa.Column("group_key", sa.String(512), nullable=False),
+        sa.Column("channels", sa.JSON, nullable=False),
+        sa.Column("host_id", sa.String(128), nullable=False),
+        sa.Column("host_name", sa.String(255), nullable=False),
+        sa.Column("event_type", sa.String(128), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("count", sa.BigInteger, nullable=False),
+        sa.Column("first_seen", sa.Float, nullable=False),
+        sa.Column("last_seen", sa.Float, nullable=False),
+        sa.Column("last_notified", sa.Float, nullable=True),
+        sa.Column("data", sa.JSON, nullable=False),
+        sa.Column("seq_from", sa.BigInteger, nullable=True),
+        sa.Column("seq_to", sa.BigInteger, nullable=True),
+        sa.Column("acked_by", sa.String(128), nullable=True),
+        sa.Column("acked_at", sa.Float, nullable=True),
+        sa.Column("resolved_by", sa.String(128), nullable=True),
+        sa.Column("resolved_at", sa.Float, nullable=True),
+    )
+    # One unresolved alert per group, even with several collector processes.
+    sa.Index(
+        "ix_alerts_active_group",
+        alerts.c.group_key,
+        unique=True,
+        sqlite_where=alerts.c.state != "resolved",
+        postgresql_where=alerts.c.state != "resolved",
+    )
+    sa.Table(
+        "commands",
+        md,
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("host_id", sa.String(128), nullable=False, index=True),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("body", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("created_by", sa.String(128), nullable=False),
+        sa.Column("expires_at", sa.Float, nullable=False),
+        sa.Column("delivered_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("last_delivered", sa.Float, nullable=True),
+        sa.Column("acked_at", sa.Float, nullable=True),
+        sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    )
+    sa.Table(
+        "users",
+        md,
+        sa.Column("name", sa.String(128), primary_key=True),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("password_hash", sa.String(255), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    )
+    sa.Table(
+        "audit_log",
+        md,
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("time", sa.Float, nullable=False),
+        sa.Column("actor", sa.String(128), nullable=False),
+        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("target", sa.String(255), nullable=True),
+        sa.Column("detail", sa.JSON, nullable=False),
+    )
+    if version >= 2:
+        sa.Table(
+            "api_sessions",
+            md,
+            sa.Column("token_hash", sa.String(64), primary_key=True),
+            sa.Column("user", sa.String(128), nullable=False),
+            sa.Column("created_at", sa.Float, nullable=False),
+            sa.Column("expires_at", sa.Float, nullable=False),
+        )
+    return md
+
+
+META = tables(LATEST)
+T = META.tables
+hosts = T["hosts"]
+events = T["events"]
+alerts = T["alerts"]
+commands = T["commands"]
+users = T["users"]
+audit_log = T["audit_log"]
+api_sessions = T["api_sessions"]
+schema_version = T["schema_version"]
