@@ -56,7 +56,8 @@ def test_enrollment_needs_the_secret_and_reenrolling_rotates_the_token(
         assert post(c, new, agent.events).status_code == 200
     with db.read(store.engine) as conn:
         row = conn.execute(sa.select(hosts.c.token_hash)).one()
-        assert new not in row[0] and len(row[0]) == 64  # stored hashed
+        assert new not in row[0]
+        assert len(row[0]) == 64
 
 
 def test_enrollment_disabled_without_secret_file(db_url: str, tmp_path: Path) -> None:
@@ -76,11 +77,13 @@ def test_tokens_only_post_their_own_hosts_events(db_url: str, secret_file: Path)
         enroll(c, SECRET, "m-b")
         assert post(c, "nope", a.many(1)).status_code == 401
         r = c.post("/v1/events", content=ndjson(a.events))
-        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == "Bearer"
         mixed = [*a.many(2), *b.many(1)]
         assert post(c, token_a, mixed).status_code == 403
         assert post(c, token_a, b.events).status_code == 403
-    assert stored(store, "m-a") == [] and stored(store, "m-b") == []
+    assert stored(store, "m-a") == []
+    assert stored(store, "m-b") == []
 
 
 def test_bad_lines_are_rejected_alone(db_url: str, secret_file: Path) -> None:
