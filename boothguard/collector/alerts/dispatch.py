@@ -122,7 +122,7 @@ class Dispatcher:
         self._workers.clear()
         for lane in self._lanes.values():
             with lane.lock:
-                lane.counts["abandoned"] += len(lane.items) + (1 if lane.busy else 0)
+                lane.counts["abandoned"] += len(lane.items)
                 lane.items.clear()
                 lane.busy = False
             try:
@@ -195,6 +195,10 @@ class Dispatcher:
                 continue
             try:
                 await self._deliver(lane, alert)
+            except asyncio.CancelledError:
+                with lane.lock:
+                    lane.counts["abandoned"] += 1
+                raise
             finally:
                 with lane.lock:
                     lane.busy = False

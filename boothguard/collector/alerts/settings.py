@@ -13,7 +13,14 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ModelWrapValidatorHandler, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PlainValidator,
+    model_validator,
+)
 
 from boothguard.collector.alerts.conditions import parse_condition, parse_type_pattern
 from boothguard.collector.alerts.template import check_field, check_template
@@ -128,8 +135,29 @@ class SyslogChannelSpec(_ChannelBase):
     sd_id: str = Field(default="boothguard@32473", pattern=r"^[!-~]+@[0-9.]+$")
 
 
+class _Kind(Section):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    kind: Literal["webhook", "email", "syslog"]
+
+
+_KINDS: dict[str, type[WebhookChannelSpec | EmailChannelSpec | SyslogChannelSpec]] = {
+    "webhook": WebhookChannelSpec,
+    "email": EmailChannelSpec,
+    "syslog": SyslogChannelSpec,
+}
+
+
+def _channel_by_kind(value: Any) -> WebhookChannelSpec | EmailChannelSpec | SyslogChannelSpec:
+    # Dispatching by hand (not a pydantic discriminated union) keeps error locations free of the tag, so
+    # the config loader can name the offending key's file and line.
+    if isinstance(value, WebhookChannelSpec | EmailChannelSpec | SyslogChannelSpec):
+        return value
+    kind = _Kind.model_validate(value).kind
+    return _KINDS[kind].model_validate(value)
+
+
 ChannelSpec = Annotated[
-    WebhookChannelSpec | EmailChannelSpec | SyslogChannelSpec, Field(discriminator="kind")
+    WebhookChannelSpec | EmailChannelSpec | SyslogChannelSpec, PlainValidator(_channel_by_kind)
 ]
 
 
