@@ -20,7 +20,16 @@ from typing import Any
 
 from boothguard import log
 from boothguard.errors import PersistenceError
-from boothguard.events import SEVERITY_RANK, ZERO_HASH, AgentRef, Draft, HostRef, format_time, seal_bytes
+from boothguard.events import (
+    SEVERITY_RANK,
+    ZERO_HASH,
+    AgentRef,
+    Draft,
+    HostRef,
+    format_time,
+    merge_ranges,
+    seal_bytes,
+)
 
 _log = log.get("spool")
 
@@ -402,21 +411,28 @@ class Spool:
         return out
 
     def ack(self, seqs: Iterable[int]) -> None:
-        keys = [(s,) for s in seqs]
-        if not keys:
+        ranges = merge_ranges((s, s) for s in seqs)
+        if not ranges:
             return
         db = self._conn
+        # An ack lost to a power cut only means a resend (the collector counts a duplicate), so it
+        # skips the fsync; the next event commit (synchronous=FULL) makes it durable anyway.
+        db.execute("PRAGMA synchronous=NORMAL")
         try:
             db.execute("BEGIN IMMEDIATE")
             freed = 0
-            for (seq,) in keys:
-                row = db.execute("DELETE FROM events WHERE seq = ? RETURNING length(body)", (seq,)).fetchone()
-                freed += row[0] if row else 0
+            for lo, hi in ranges:
+                freed += db.execute(
+                    "SELECT coalesce(sum(length(body)), 0) FROM events WHERE seq BETWEEN ? AND ?", (lo, hi)
+                ).fetchone()[0]
+                db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (lo, hi))
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise PersistenceError(f"spool ack failed: {exc}") from exc
+        finally:
+            db.execute("PRAGMA synchronous=FULL")
         self._bytes -= freed
 
     def dead_letter(self, items: Sequence[tuple[int, str]]) -> None:
