@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import re
 from pathlib import Path
 
 import pytest
@@ -149,12 +149,16 @@ def test_a_dropin_can_add_a_channel_that_rules_of_the_main_file_use(tmp_path: Pa
     assert cfg.alerts.rules[0].channels == ["pager"]
 
 
-def test_the_shipped_example_config_is_valid(tmp_path: Path) -> None:
-    examples = (
-        REPO / "config" / "collector.toml",
-        REPO / "boothguard/collector/alerts/collector-alerts.toml.example",
-    )
-    for candidate in examples:
-        if candidate.exists():
-            shutil.copy(candidate, tmp_path / "collector.toml")
-            load_collector(tmp_path / "collector.toml", env={}, check_permissions=False)
+def test_the_shipped_example_config_and_its_commented_examples_are_valid(tmp_path: Path) -> None:
+    text = (REPO / "config" / "collector.toml").read_text()
+    path = tmp_path / "collector.toml"
+    path.write_text(text)
+    cfg = load_collector(path, env={}, check_permissions=False)
+    assert cfg.alerts.rules == []  # the shipped defaults apply
+    # Uncomment the example channels and rules of the [alerts] section: they must load too.
+    head, alerts = text.split("\n[alerts]\n", 1)
+    example = re.sub(r"(?m)^# (\[|[a-z_]+ = )", r"\1", alerts)
+    path.write_text(f"{head}\n[alerts]\n{example}")
+    cfg = load_collector(path, env={}, check_permissions=False)
+    assert set(cfg.alerts.channels) == {"slack", "security-mail", "soc-syslog"}
+    assert [r.id for r in cfg.alerts.rules] == ["card-number-copied", "booth-killed"]
