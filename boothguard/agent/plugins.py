@@ -11,4 +11,11 @@ def build_plugins(config: AgentConfig) -> list[Plugin]:
     from boothguard.usb.plugin import UsbPlugin
 
     plugins.append(UsbPlugin(config.usb))
+    from boothguard.session.agent_side import SessionsPlugin
+
+    plugins.append(SessionsPlugin(config))
+    if config.lock.enabled:
+        from boothguard.lock.plugin import LockPlugin
+
+        plugins.append(LockPlugin(config))
     return plugins

@@ -1,0 +1,411 @@
+"""The agent's half of the session watcher: registrations, liveness, events, pushes, quarantine.
+
+Offered to other plugins as `ctx.services["sessions"]` (the SessionsService protocol).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from boothguard import log
+from boothguard.agent.control import Connection, Peer
+from boothguard.agent.plugin import AgentContext, SessionListener
+from boothguard.config import AgentConfig
+from boothguard.errors import EXIT_PERMISSION, EXIT_USAGE
+from boothguard.events import SEVERITY_RANK, Draft
+from boothguard.session import protocol as p
+from boothguard.session.fingerprint import load_or_create_key
+from boothguard.session.quarantine import QuarantineError, quarantine
+
+_log = log.get("sessions")
+State = Literal["alive", "missing", "ended"]
+
+
+@dataclass
+class WatcherRecord:
+    session_id: str
+    uid: int
+    user: str
+    pid: int
+    display: str
+    capabilities: list[str]
+    missing: dict[str, str]
+    conn: Connection | None
+    last_heartbeat: float
+    registered_at: float
+    state: State = "alive"
+    idle_seconds: float | None = None
+    screensaver_active: bool | None = None
+    dropped: int = 0
+    events: int = 0
+    said_goodbye: bool = False
+    missing_since: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _bad(message: str, code: int = EXIT_USAGE) -> dict[str, Any]:
+    return {"ok": False, "error": message, "code": code}
+
+
+class SessionsPlugin:
+    name = "sessions"
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self._records: dict[str, WatcherRecord] = {}
+        self._by_conn: dict[int, str] = {}
+        self._pending: dict[str, tuple[asyncio.Future[dict[str, Any]], str]] = {}
+        self._listeners: list[SessionListener] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ctx: AgentContext | None = None
+        self._key = b""
+        self.quarantined = 0
+
+    # -- Plugin ---------------------------------------------------------------------------------------
+
+    async def start(self, ctx: AgentContext) -> None:
+        self._ctx = ctx
+        self._key = await asyncio.to_thread(load_or_create_key, self.key_file)
+        reg = ctx.control.register
+        reg(p.OP_REGISTER, self._op_register, "any")
+        reg(p.OP_HEARTBEAT, self._op_heartbeat, "any")
+        reg(p.OP_EVENT, self._op_event, "any")
+        reg(p.OP_REPLY, self._op_reply, "any")
+        reg(p.OP_GOODBYE, self._op_goodbye, "any")
+        reg(p.OP_QUARANTINE, self._op_quarantine, "any")
+        ctx.services["sessions"] = self
+        self._spawn(self._monitor())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for fut, _ in self._pending.values():
+            fut.cancel()
+
+    def status(self) -> dict[str, Any]:
+        now = self._now()
+        return {
+            "watchers": [
+                {
+                    "session_id": r.session_id,
+                    "user": r.user,
+                    "display": r.display,
+                    "state": r.state,
+                    "alive": r.state == "alive",
+                    "pid": r.pid,
+                    "idle_seconds": r.idle_seconds,
+                    "screensaver_active": r.screensaver_active,
+                    "last_heartbeat_age_s": round(now - r.last_heartbeat, 1),
+                    "capabilities": r.capabilities,
+                    "missing_capabilities": r.missing,
+                    "events": r.events,
+                    "dropped": r.dropped,
+                }
+                for r in self._records.values()
+            ],
+            "quarantined": self.quarantined,
+        }
+
+    async def handle_command(self, command: Mapping[str, Any]) -> bool | None:
+        return None
+
+    def reload(self, config: AgentConfig) -> None:
+        self.config = config
+        for record in self._records.values():
+            if record.state == "alive" and record.conn is not None:
+                self._spawn(self._push_config(record.conn))
+
+    # -- SessionsService ------------------------------------------------------------------------------
+
+    def watcher_alive(self, session_id: str) -> bool:
+        record = self._records.get(session_id)
+        return record is not None and record.state == "alive"
+
+    def idle_seconds(self, session_id: str) -> float | None:
+        record = self._records.get(session_id)
+        return None if record is None else record.idle_seconds
+
+    async def request(
+        self, session_id: str, push: str, timeout: float, **fields: Any
+    ) -> dict[str, Any] | None:
+        record = self._records.get(session_id)
+        if record is None or record.state != "alive" or record.conn is None:
+            return None
+        rid = secrets.token_hex(8)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = (fut, session_id)
+        try:
+            await record.conn.send({"push": push, "rid": rid, **fields})
+            return await asyncio.wait_for(fut, timeout)
+        except (TimeoutError, ConnectionError, OSError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not fut.cancelled():
+                raise
+            _log.warning(
+                "watcher_request_unanswered", session=session_id, push=push, error=type(exc).__name__
+            )
+            return None
+        finally:
+            self._pending.pop(rid, None)
+
+    def add_listener(self, listener: SessionListener) -> None:
+        self._listeners.append(listener)
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    @property
+    def key_file(self) -> Path:
+        return self.config.agent.state_dir / "clipboard.key"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        configured = self.config.screenshot.quarantine_dir
+        return Path(configured) if configured else self.config.agent.state_dir / "quarantine"
+
+    def _now(self) -> float:
+        assert self._ctx is not None
+        return self._ctx.monotonic()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _notify(self, session_id: str, kind: str, info: Mapping[str, Any]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(session_id, kind, info)
+            except Exception:  # a listener's bug must not break the watcher link
+                _log.exception("session_listener_failed", kind=kind)
+
+    async def _emit(self, draft: Draft) -> None:
+        assert self._ctx is not None
+        await self._ctx.events.emit(draft)
+
+    def _record_of(self, conn: Connection) -> WatcherRecord | None:
+        sid = self._by_conn.get(id(conn))
+        record = self._records.get(sid) if sid is not None else None
+        return record if record is not None and record.conn is conn else None
+
+    async def _push_config(self, conn: Connection) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            await conn.send({"push": p.PUSH_CONFIG, "rid": secrets.token_hex(8), **self._policy()})
+
+    def _policy(self) -> dict[str, Any]:
+        return {
+            "clipboard": self.config.clipboard.model_dump(mode="json"),
+            "screenshot": self.config.screenshot.model_dump(mode="json"),
+        }
+
+    async def _op_register(self, peer: Peer, req: Mapping[str, Any], conn: Connection) -> dict[str, Any]:
+        sid = req.get("session_id")
+        if not isinstance(sid, str) or not p.SESSION_ID.match(sid):
+            return _bad("session_id must be 1-64 characters of [A-Za-z0-9_.-]")
+        caps = [str(c) for c in req.get("capabilities", []) if isinstance(c, str)][:32]
+        missing_raw = req.get("missing", {})
+        missing = (
+            {str(k): str(v)[:200] for k, v in missing_raw.items()} if isinstance(missing_raw, dict) else {}
+        )
+        old = self._records.get(sid)
+        if old is not None and old.uid != peer.uid and not peer.is_root and old.state != "ended":
+            return _bad("session belongs to another user", EXIT_PERMISSION)
+        now = self._now()
+        record = WatcherRecord(
+            session_id=sid,
+            uid=peer.uid,
+            user=peer.user,
+            pid=peer.pid,
+            display=str(req.get("display", ""))[:64],
+            capabilities=caps,
+            missing=missing,
+            conn=conn,
+            last_heartbeat=now,
+            registered_at=now,
+        )
+        if old is not None and old.conn is not None and old.conn is not conn:
+            self._by_conn.pop(id(old.conn), None)
+        self._records[sid] = record
+        self._by_conn[id(conn)] = sid
+        self._spawn(self._watch_connection(record, conn))
+        came_back = old is not None and old.state == "missing"
+        info = {"user": record.user, "display": record.display, "capabilities": caps, "missing": missing}
+        if old is None or old.state != "alive":
+            data = {
+                "session_id": sid,
+                "display": record.display,
+                "watcher_pid": peer.pid,
+                "capabilities": caps,
+                "missing_capabilities": missing,
+                "reconnect": bool(req.get("reconnect", False)),
+                "watcher_back": came_back,
+            }
+            await self._emit(
+                Draft("session.started", "low" if came_back or missing else "info", data, peer.user)
+            )
+        _log.info("watcher_registered", session=sid, user=record.user, pid=peer.pid, back=came_back)
+        self._notify(sid, "registered", info)
+        if came_back:
+            self._notify(sid, "watcher_back", info)
+        clip = self.config.clipboard
+        return {
+            "session_id": sid,
+            "heartbeat_seconds": clip.watcher_heartbeat_seconds,
+            "timeout_seconds": clip.watcher_timeout_seconds,
+            "fingerprint_key": self._key.hex(),
+            **self._policy(),
+        }
+
+    async def _watch_connection(self, record: WatcherRecord, conn: Connection) -> None:
+        await conn.closed.wait()
+        self._by_conn.pop(id(conn), None)
+        current = self._records.get(record.session_id) is record
+        if current and record.conn is conn and not record.said_goodbye and record.state == "alive":
+            await self._set_missing(record, "disconnected")
+
+    async def _op_heartbeat(self, peer: Peer, req: Mapping[str, Any], conn: Connection) -> dict[str, Any]:
+        record = self._record_of(conn)
+        if record is None:
+            return _bad("not registered")
+        record.last_heartbeat = self._now()
+        idle = req.get("idle_seconds")
+        record.idle_seconds = float(idle) if isinstance(idle, int | float) else None
+        saver = req.get("screensaver_active")
+        record.screensaver_active = saver if isinstance(saver, bool) else None
+        dropped = req.get("dropped")
+        if isinstance(dropped, int):
+            record.dropped = dropped
+        if record.state == "missing":
+            record.state = "alive"
+            record.missing_since = None
+            await self._emit(
+                Draft(
+                    "session.started",
+                    "low",
+                    {
+                        "session_id": record.session_id,
+                        "watcher_back": True,
+                        "display": record.display,
+                        "watcher_pid": record.pid,
+                        "capabilities": record.capabilities,
+                        "missing_capabilities": record.missing,
+                        "reconnect": False,
+                    },
+                    record.user,
+                )
+            )
+            self._notify(record.session_id, "watcher_back", {"user": record.user})
+        if record.idle_seconds is not None:
+            self._notify(record.session_id, "idle", {"seconds": record.idle_seconds})
+        return {}
+
+    async def _op_event(self, peer: Peer, req: Mapping[str, Any], conn: Connection) -> dict[str, Any]:
+        record = self._record_of(conn)
+        if record is None:
+            return _bad("not registered")
+        etype, severity, data = req.get("type"), req.get("severity", "info"), req.get("data", {})
+        if not isinstance(etype, str) or not isinstance(data, dict) or severity not in SEVERITY_RANK:
+            return _bad("event needs type, severity and a data object")
+        if not peer.is_root and not etype.startswith(p.WATCHER_TYPE_PREFIXES):
+            return _bad(
+                f"watchers may only send {', '.join(p.WATCHER_TYPE_PREFIXES)} events", EXIT_PERMISSION
+            )
+        if len(json.dumps(data)) > p.MAX_EVENT_DATA_BYTES:
+            return _bad("event data too large")
+        try:
+            draft = Draft(etype, severity, {**data, "session_id": record.session_id}, user=peer.user)
+        except ValueError as exc:
+            return _bad(str(exc))
+        await self._emit(draft)
+        record.events += 1
+        return {}
+
+    async def _op_reply(self, peer: Peer, req: Mapping[str, Any], conn: Connection) -> dict[str, Any]:
+        record = self._record_of(conn)
+        rid = req.get("rid")
+        entry = self._pending.get(rid) if isinstance(rid, str) else None
+        if record is None or entry is None:
+            return {}  # late or unsolicited (config pushes): nothing waits for it
+        fut, sid = entry
+        if sid == record.session_id and not fut.done():
+            fut.set_result({k: v for k, v in req.items() if k not in ("op", "id", "rid")})
+        return {}
+
+    async def _op_goodbye(self, peer: Peer, req: Mapping[str, Any], conn: Connection) -> dict[str, Any]:
+        record = self._record_of(conn)
+        if record is None:
+            return _bad("not registered")
+        reason = str(req.get("reason", ""))[:64]
+        record.said_goodbye = True
+        if reason in p.CLEAN_GOODBYES:
+            record.state = "ended"
+            await self._emit(
+                Draft(
+                    "session.ended", "info", {"session_id": record.session_id, "reason": reason}, record.user
+                )
+            )
+            _log.info("watcher_goodbye", session=record.session_id, reason=reason)
+        else:
+            await self._set_missing(record, f"stopped:{reason or 'unknown'}")
+        return {}
+
+    async def _set_missing(self, record: WatcherRecord, reason: str) -> None:
+        if record.state != "alive":
+            return
+        record.state = "missing"
+        record.missing_since = self._now()
+        age = round(record.missing_since - record.last_heartbeat, 1)
+        _log.warning("watcher_missing", session=record.session_id, reason=reason, pid=record.pid)
+        await self._emit(
+            Draft(
+                "session.watcher_missing",
+                "high",
+                {
+                    "session_id": record.session_id,
+                    "reason": reason,
+                    "watcher_pid": record.pid,
+                    "last_heartbeat_age_s": age,
+                },
+                record.user,
+            )
+        )
+        self._notify(record.session_id, "watcher_missing", {"reason": reason, "user": record.user})
+
+    async def _monitor(self) -> None:
+        while True:
+            timeout = self.config.clipboard.watcher_timeout_seconds
+            await asyncio.sleep(min(1.0, timeout / 4))
+            now = self._now()
+            for record in list(self._records.values()):
+                if record.state == "alive" and now - record.last_heartbeat > timeout:
+                    await self._set_missing(record, "heartbeat_timeout")
+
+    async def _op_quarantine(self, peer: Peer, req: Mapping[str, Any], conn: Connection) -> dict[str, Any]:
+        record = self._record_of(conn)
+        if record is None:
+            return _bad("not registered")
+        path = req.get("path")
+        if not isinstance(path, str) or not path:
+            return _bad("path needed")
+        assert self._ctx is not None
+        try:
+            name, size = await asyncio.to_thread(
+                quarantine,
+                Path(path),
+                peer.uid,
+                self.quarantine_dir,
+                self.config.screenshot.quarantine_max_bytes,
+                self._ctx.wall_clock(),
+            )
+        except (QuarantineError, OSError) as exc:
+            _log.warning("quarantine_failed", session=record.session_id, error=str(exc))
+            return _bad(f"quarantine failed: {exc}", 1)
+        self.quarantined += 1
+        _log.info("quarantined", session=record.session_id, name=name, bytes=size)
+        return {"quarantined": name, "bytes": size}

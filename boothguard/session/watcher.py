@@ -1,0 +1,597 @@
+"""`boothguard session`: the per-session watcher. Sources → policy → actions → the agent.
+
+The policy (`[clipboard]`, `[screenshot]`) comes from the agent at registration, so editing a file the
+operator can write changes nothing. Sources start after the first registration; what cannot run here is
+reported as missing in `session.started`, never pretended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import shlex
+import shutil
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from boothguard import log
+from boothguard.session import protocol as p
+from boothguard.session.link import AgentLink, LinkDown, Outgoing
+from boothguard.session.settings import ClipboardSection, ScreenshotSection
+
+_log = log.get("watcher")
+NOTIFY_TEXT = {
+    "away_lock": "離席のため画面をロックします。",
+    "idle_lock": "一定時間操作がないため画面をロックします。",
+    "clipboard_cleared": "個人情報を含むコピーを検出したため、クリップボードを消去しました。",
+    "screenshot_blocked": "画面キャプチャは禁止されています。",
+}
+
+
+def session_id_from_env(env: Mapping[str, str], display: str | None) -> str:
+    """XDG_SESSION_ID, else the audit session (logind uses it as the session id), else the display."""
+    sid = env.get("XDG_SESSION_ID", "")
+    if sid and p.SESSION_ID.match(sid):
+        return sid
+    try:
+        audit = Path("/proc/self/sessionid").read_text().strip()
+        if audit and audit != "4294967295":
+            return audit
+    except OSError:
+        pass
+    return "display" + "".join(ch if ch.isalnum() else "_" for ch in (display or "none"))
+
+
+@dataclass
+class WatcherOptions:
+    socket_path: Path
+    display: str | None
+    wayland_display: str | None
+    session_id: str
+    home: Path
+    user: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, socket_path: Path, env: Mapping[str, str] | None = None) -> WatcherOptions:
+        env = os.environ if env is None else env
+        pw = pwd.getpwuid(os.getuid())
+        display = env.get("DISPLAY") or None
+        return cls(
+            socket_path=socket_path,
+            display=display,
+            wayland_display=env.get("WAYLAND_DISPLAY") or None,
+            session_id=session_id_from_env(env, display),
+            home=Path(env.get("HOME") or pw.pw_dir),
+            user=pw.pw_name,
+        )
+
+
+class Watcher:
+    def __init__(self, opts: WatcherOptions) -> None:
+        self.opts = opts
+        self.clip = ClipboardSection()
+        self.shot = ScreenshotSection()
+        self.key = b""
+        self.capabilities: list[str] = []
+        self.missing: dict[str, str] = {}
+        self.sources_started = False
+        self._stop = asyncio.Event()
+        self._stop_reason = "signal"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closers: list[Any] = []
+        self._idle: Any = None
+        self._clipboard: Any = None
+        self._record: Any = None
+        self._recent: dict[tuple[Any, ...], float] = {}
+        self.link = AgentLink(
+            opts.socket_path,
+            registration=self._registration,
+            on_registered=self._on_registered,
+            on_push=self._on_push,
+            heartbeat=self._heartbeat_fields,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, lambda: self._spawn(self._on_signal()))
+        self._probe()
+        _log.info(
+            "watcher_starting",
+            session=self.opts.session_id,
+            display=self.opts.display,
+            capabilities=self.capabilities,
+            missing=self.missing,
+        )
+        link_task = asyncio.create_task(self.link.run(self._stop))
+        self._spawn(self._monitor())
+        await self._stop.wait()
+        said = await self.link.goodbye(self._stop_reason)
+        _log.info("watcher_stopping", reason=self._stop_reason, goodbye=said)
+        self._stop.set()
+        link_task.cancel()
+        await asyncio.gather(link_task, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._close_sources()
+        return 0
+
+    def request_stop(self, reason: str) -> None:
+        self._stop_reason = reason
+        self._stop.set()
+
+    async def _on_signal(self) -> None:
+        # A SIGTERM at logout comes with the display going away; one while it is still up is reported as
+        # the watcher being stopped (the agent treats it as missing).
+        alive = await asyncio.to_thread(self._display_alive)
+        self.request_stop("signal" if alive else "display_closed")
+
+    def _display_alive(self) -> bool:
+        if not self.opts.display:
+            return True
+        try:
+            from Xlib import display as xdisplay
+
+            d = xdisplay.Display(self.opts.display)
+            d.close()
+            return True
+        except Exception:
+            return False
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _close_sources(self) -> None:
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                closer()
+        self._closers.clear()
+
+    # -- capabilities and sources ---------------------------------------------------------------------
+
+    def _probe(self) -> None:  # noqa: PLR0912 -- one branch per capability
+        caps: list[str] = ["capture.process", "capture.files", "lock_fallback"]
+        missing: dict[str, str] = {}
+        x_ok = False
+        if self.opts.display:
+            try:
+                from Xlib import display as xdisplay
+
+                d = xdisplay.Display(self.opts.display)
+                exts = {
+                    e for e in ("XFIXES", "X-Resource", "RECORD", "MIT-SCREEN-SAVER") if d.has_extension(e)
+                }
+                d.close()
+                x_ok = True
+            except Exception as exc:
+                missing["x11"] = f"cannot open display {self.opts.display}: {type(exc).__name__}"
+                exts = set()
+            if x_ok:
+                if self.opts.wayland_display:
+                    pass  # the clipboard is watched through Wayland below; X sees only XWayland clients
+                elif "XFIXES" in exts:
+                    caps.append("clipboard.x11")
+                else:
+                    missing["clipboard"] = "XFIXES extension missing"
+                if "X-Resource" not in exts:
+                    missing["owner_pid"] = "X-Resource extension missing: owners via _NET_WM_PID only"
+                if "RECORD" in exts:
+                    caps.append("capture.record")
+                else:
+                    missing["capture.record"] = 'RECORD extension missing (Xorg: Load "record")'
+                if "MIT-SCREEN-SAVER" in exts:
+                    caps.append("idle.x11")
+                else:
+                    missing["idle"] = "MIT-SCREEN-SAVER extension missing"
+        if self.opts.wayland_display:
+            if shutil.which("wl-paste"):
+                caps.append("clipboard.wayland")
+            else:
+                missing["clipboard"] = (
+                    "Wayland session without wl-paste (wl-clipboard): clipboard not watched"
+                )
+            if not x_ok:
+                missing["capture.record"] = "Wayland has no capture-request interception"
+                missing["idle"] = "no idle source on Wayland without X"
+        if not self.opts.display and not self.opts.wayland_display:
+            missing["display"] = "neither DISPLAY nor WAYLAND_DISPLAY set"
+        self.capabilities, self.missing = caps, missing
+
+    def _start_sources(self) -> None:
+        self.sources_started = True
+        if "idle.x11" in self.capabilities:
+            self._start(self._start_idle, "idle")
+        if "clipboard.x11" in self.capabilities and self.clip.enabled:
+            self._start(self._start_x11_clipboard, "clipboard")
+        if "clipboard.wayland" in self.capabilities and self.clip.enabled:
+            self._spawn(self._wayland_clipboard())
+        if self.shot.enabled:
+            if "capture.record" in self.capabilities and self.shot.record:
+                self._start(self._start_record, "capture.record")
+            if self.shot.tools:
+                self._spawn(self._tool_poller())
+            self._start(self._start_dirs, "capture.files")
+
+    def _start(self, starter: Any, name: str) -> None:
+        try:
+            starter()
+        except Exception as exc:
+            _log.error("source_failed", source=name, error=repr(exc))
+            self.missing[name] = f"failed to start: {type(exc).__name__}: {exc}"[:200]
+            self._send("session.watcher_degraded", "medium", {"source": name, "error": self.missing[name]})
+
+    def _start_idle(self) -> None:
+        from boothguard.session.idle import IdleProbe
+
+        assert self.opts.display
+        self._idle = IdleProbe(self.opts.display)
+        self._closers.append(self._idle.close)
+
+    def _start_x11_clipboard(self) -> None:
+        from boothguard.session.x11_clipboard import ClipboardWatcher
+
+        assert self.opts.display
+        assert self._loop is not None
+        selections = ["CLIPBOARD", "PRIMARY"] if self.clip.watch_primary else ["CLIPBOARD"]
+        loop = self._loop
+        watcher = ClipboardWatcher(
+            self.opts.display,
+            selections,
+            key=lambda: self.key,
+            on_copy=lambda c: _call_soon(loop, self._on_copy, c),
+            should_clear=self._should_clear,
+            max_read_bytes=self.clip.max_read_bytes,
+            convert_timeout=self.clip.convert_timeout_seconds,
+        )
+        watcher.start()
+        if not watcher.ready.wait(10) or watcher.error is not None:
+            raise RuntimeError(f"clipboard watcher did not start: {watcher.error!r}")
+        self._clipboard = watcher
+        self._closers.append(watcher.stop)
+
+    def _start_record(self) -> None:
+        from boothguard.session.x11_capture import RecordCapture
+
+        assert self.opts.display
+        assert self._loop is not None
+        loop = self._loop
+        rec = RecordCapture(
+            self.opts.display, lambda c: _call_soon(loop, self._on_capture, c), self.shot.min_pixels
+        )
+        rec.start()
+        rec.ready.wait(5)
+        self._record = rec
+        self._closers.append(rec.stop)
+
+    def _start_dirs(self) -> None:
+        from boothguard.session.screenshots import ScreenshotDirs, resolve_dirs
+
+        assert self._loop is not None
+        loop = self._loop
+        dirs = resolve_dirs(self.shot.dirs, self.opts.home)
+        watcher = ScreenshotDirs(
+            dirs, self.shot.extensions, lambda path: _call_soon(loop, self._on_file, path)
+        )
+        watched = watcher.start()
+        _log.info("screenshot_dirs", watched=[str(d) for d in watched])
+        self._closers.append(watcher.stop)
+
+    async def _monitor(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            clip = self._clipboard
+            if clip is not None and not clip.alive and clip.error is not None:
+                _log.warning("display_lost", error=repr(clip.error))
+                self.request_stop("display_closed")
+                return
+
+    # -- link callbacks -------------------------------------------------------------------------------
+
+    def _registration(self) -> dict[str, Any]:
+        return {
+            "session_id": self.opts.session_id,
+            "display": self.opts.display or self.opts.wayland_display or "",
+            "capabilities": self.capabilities,
+            "missing": self.missing,
+            "pid": os.getpid(),
+        }
+
+    def _on_registered(self, reply: Mapping[str, Any]) -> None:
+        self._apply_policy(reply)
+        key = reply.get("fingerprint_key")
+        if isinstance(key, str):
+            self.key = bytes.fromhex(key)
+        if not self.sources_started:
+            self._start_sources()
+
+    def _apply_policy(self, message: Mapping[str, Any]) -> None:
+        try:
+            if isinstance(message.get("clipboard"), dict):
+                self.clip = ClipboardSection(**message["clipboard"])
+            if isinstance(message.get("screenshot"), dict):
+                self.shot = ScreenshotSection(**message["screenshot"])
+        except Exception as exc:  # a newer agent's keys: keep what we had
+            _log.error("policy_rejected", error=repr(exc)[:300])
+
+    async def _heartbeat_fields(self) -> dict[str, Any]:
+        if self._idle is None:
+            return {"idle_seconds": None, "screensaver_active": None}
+        try:
+            state = await asyncio.to_thread(self._idle.query)
+        except Exception as exc:
+            _log.warning("idle_query_failed", error=repr(exc))
+            return {"idle_seconds": None, "screensaver_active": None}
+        return {"idle_seconds": round(state.idle_seconds, 3), "screensaver_active": state.screensaver_active}
+
+    async def _on_push(self, push: str, message: Mapping[str, Any]) -> dict[str, Any]:
+        if push == p.PUSH_SCREENSAVER:
+            fields = await self._heartbeat_fields()
+            return {
+                "active": fields["screensaver_active"],
+                "idle_seconds": fields["idle_seconds"],
+                "source": "mit-screen-saver" if self._idle is not None else None,
+            }
+        if push == p.PUSH_LOCK_FALLBACK:
+            return await self._lock_fallback(message.get("commands", []))
+        if push == p.PUSH_NOTIFY:
+            return await self._notify(str(message.get("kind", "")), message.get("params", {}))
+        if push == p.PUSH_CONFIG:
+            self._apply_policy(message)
+            return {"applied": True}
+        return {"error": f"unknown push {push}"}
+
+    async def _lock_fallback(self, commands: Any) -> dict[str, Any]:
+        results: list[dict[str, Any]] = []
+        for command in commands if isinstance(commands, list) else []:
+            argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+            if not argv:
+                continue
+            shown = shlex.join(argv)
+            if shutil.which(argv[0]) is None:
+                results.append({"command": shown, "error": "not found"})
+                continue
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                    env={**os.environ, **self.opts.extra_env},
+                )
+                rc = await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                results.append({"command": shown, "error": "timeout"})
+                continue
+            except OSError as exc:
+                results.append({"command": shown, "error": exc.strerror or repr(exc)})
+                continue
+            results.append({"command": shown, "rc": rc})
+            if rc == 0:
+                _log.info("lock_fallback_ran", command=shown)
+                return {"ok": True, "method": shown, "results": results}
+        return {"ok": False, "method": None, "results": results}
+
+    async def _notify(self, kind: str, params: Any) -> dict[str, Any]:
+        text = NOTIFY_TEXT.get(kind) or (str(params.get("message")) if isinstance(params, dict) else "")
+        if not text or shutil.which("notify-send") is None:
+            return {"shown": False}
+        proc = await asyncio.create_subprocess_exec(
+            "notify-send",
+            "-u",
+            "critical",
+            "boothguard",
+            text,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            rc = await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            proc.kill()
+            return {"shown": False}
+        return {"shown": rc == 0}
+
+    # -- events ---------------------------------------------------------------------------------------
+
+    def _send(self, etype: str, severity: str, data: Mapping[str, Any], on_committed: Any = None) -> None:
+        self.link.send_event(Outgoing(etype, severity, data, on_committed))
+
+    def _allowed(self, app: str | None, allow: list[str]) -> bool:
+        return app is not None and app in allow
+
+    def _should_clear(self, copy: Any) -> bool:
+        """Runs in the clipboard thread, before the event is sent: personal data outside allowed apps."""
+        return (
+            self.clip.policy == "clear"
+            and bool(copy.pii)
+            and not self._allowed(copy.app, self.clip.allow_apps)
+        )
+
+    def _on_copy(self, copy: Any) -> None:
+        allowed = self._allowed(copy.app, self.clip.allow_apps)
+        strong = {"credit_card", "my_number"} & set(copy.pii)
+        severity = "info" if allowed or not copy.pii else "high" if strong else "medium"
+        data = {
+            "selection": copy.selection,
+            "app": copy.app,
+            "pid": copy.pid,
+            "pid_source": copy.pid_source,
+            "owner_exited": copy.owner_exited,
+            "formats": copy.formats,
+            "kind": copy.kind,
+            "size": copy.size,
+            "truncated": copy.truncated,
+            "pii": copy.pii,
+            "fingerprint": copy.fingerprint,
+            "allowed_app": allowed,
+            "policy": self.clip.policy,
+        }
+        self._send("clipboard.copy", severity, data, getattr(copy, "on_committed", None))
+        if copy.cleared or copy.clear_error:
+            self._send(
+                "clipboard.cleared",
+                "medium" if copy.cleared else "high",
+                {
+                    "selection": copy.selection,
+                    "app": copy.app,
+                    "pid": copy.pid,
+                    "pii": copy.pii,
+                    "fingerprint": copy.fingerprint,
+                    "ok": bool(copy.cleared),
+                    "error": copy.clear_error,
+                    "reason": "personal_data",
+                },
+            )
+            if copy.cleared:
+                self._spawn(self._notify("clipboard_cleared", {}))
+
+    def _dedupe(self, key: tuple[Any, ...]) -> bool:
+        now = time.monotonic()
+        if len(self._recent) > 1000:
+            self._recent = {k: t for k, t in self._recent.items() if now - t < self.shot.dedupe_seconds}
+        last = self._recent.get(key)
+        self._recent[key] = now
+        return last is not None and now - last < self.shot.dedupe_seconds
+
+    def _on_capture(self, cap: Any) -> None:
+        if cap.pid == os.getpid() or self._allowed(cap.app, self.shot.allow_apps):
+            return
+        if self._dedupe(("record", cap.pid or cap.client_base)):
+            return
+        what = {"request": cap.request, "root": cap.root, "width": cap.width, "height": cap.height}
+        self._detected("record", cap.app, cap.pid, what, cap.pid_source)
+
+    def _detected(
+        self,
+        method: str,
+        app: str | None,
+        pid: int | None,
+        what: Mapping[str, Any],
+        pid_source: str | None = None,
+    ) -> None:
+        action = self.shot.policy if self.shot.policy != "report" else None
+        data = {
+            "method": method,
+            "app": app,
+            "pid": pid,
+            "pid_source": pid_source,
+            "what": dict(what),
+            "policy": self.shot.policy,
+        }
+        self._send("screenshot.detected", "high", data)
+        if action is not None and pid is not None and method != "file":
+            self._spawn(self._kill(method, app, pid))
+
+    async def _kill(self, method: str, app: str | None, pid: int) -> None:
+        ok, error = True, None
+        try:
+            proc = psutil.Process(pid)
+            if proc.uids().real != os.getuid() and os.getuid() != 0:
+                raise PermissionError("not our process")
+            proc.kill()
+        except psutil.NoSuchProcess:
+            ok, error = False, "already exited"
+        except (psutil.AccessDenied, PermissionError) as exc:
+            ok, error = False, str(exc) or "permission denied"
+        self._send(
+            "screenshot.blocked",
+            "high" if not ok else "medium",
+            {"method": method, "action": "kill", "app": app, "pid": pid, "ok": ok, "error": error},
+        )
+        if ok:
+            await self._notify("screenshot_blocked", {})
+
+    async def _tool_poller(self) -> None:
+        from boothguard.session.tools import ToolScanner
+
+        scanner = ToolScanner(self.shot.tools)
+        found = await asyncio.to_thread(scanner.prime)
+        while True:
+            for hit in found:
+                if not self._allowed(hit.name, self.shot.allow_apps) and not self._dedupe(
+                    ("process", hit.pid)
+                ):
+                    self._detected("process", hit.name, hit.pid, {"tool": hit.tool, "argv0": hit.cmdline[:1]})
+            await asyncio.sleep(self.shot.process_poll_seconds)
+            found = await asyncio.to_thread(scanner.poll)
+
+    def _on_file(self, path: Path) -> None:
+        if self._dedupe(("file", str(path))):
+            return
+        data = {"file": path.name, "dir": str(path.parent), "suffix": path.suffix.lower()}
+        self._detected("file", None, None, data)
+        if self.shot.policy in ("quarantine", "delete"):
+            self._spawn(self._handle_file(path, self.shot.policy))
+
+    async def _handle_file(self, path: Path, action: str) -> None:
+        await _settle(path)
+        ok, error, extra = True, None, {}
+        if action == "delete":
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                ok, error = False, exc.strerror or repr(exc)
+        else:
+            try:
+                reply = await self.link.request(p.OP_QUARANTINE, path=str(path))
+                ok = bool(reply.get("ok"))
+                error = None if ok else str(reply.get("error"))
+                extra = {"quarantined": reply.get("quarantined")} if ok else {}
+            except (LinkDown, TimeoutError, ConnectionError, OSError) as exc:
+                ok, error = False, f"agent unreachable: {type(exc).__name__}"
+        self._send(
+            "screenshot.blocked",
+            "medium" if ok else "high",
+            {
+                "method": "file",
+                "action": action,
+                "file": path.name,
+                "dir": str(path.parent),
+                "ok": ok,
+                "error": error,
+                **extra,
+            },
+        )
+
+    async def _wayland_clipboard(self) -> None:
+        from boothguard.session.wayland import watch_wayland_clipboard
+
+        await watch_wayland_clipboard(self.clip.max_read_bytes, lambda: self.key, self._on_copy)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, func: Any, arg: Any) -> None:
+    """From a source thread into the loop; a closed loop (stopping) drops it."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(func, arg)
+
+
+async def _settle(path: Path, timeout: float = 2.0) -> None:
+    """Wait until a new file stops growing (the capture tool finished writing)."""
+    last = -1
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            return
+        if size == last and size > 0:
+            return
+        last = size
+        await asyncio.sleep(0.1)
