@@ -118,6 +118,7 @@ def create_app(svc: Services) -> FastAPI:
                 await svc.dispatcher.stop()
 
     app = FastAPI(title="boothguard collector", version="1", lifespan=lifespan)
+    app.state.svc = svc
     _handlers(app, svc)
     _agent_routes(app, svc)
     _user_routes(app, svc)
@@ -150,28 +151,39 @@ def _handlers(app: FastAPI, svc: Services) -> None:
         return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
 
-def _auth(svc: Services) -> Callable[[Request], Awaitable[users.Principal]]:
-    store = svc.store
+async def principal(request: Request) -> users.Principal:
+    """The API user: HTTP Basic (name, password) or `Bearer <session token>` from POST /v1/sessions."""
+    svc: Services = request.app.state.svc
     run = anyio.to_thread.run_sync
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    found: users.Principal | None = None
+    if scheme.lower() == "basic":
+        try:
+            name, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            name, password = "", ""
+        if name and password:
+            found = await run(users.check_password, svc.store.engine, name, password)
+    elif scheme.lower() == "bearer" and value.strip():
+        found = await run(users.session_principal, svc.store.engine, value.strip(), svc.store.clock())
+    if found is None:
+        raise HTTPException(401, "login required", {"WWW-Authenticate": 'Basic realm="boothguard"'})
+    return found
 
-    async def principal(request: Request) -> users.Principal:
-        auth = request.headers.get("authorization", "")
-        scheme, _, value = auth.partition(" ")
-        found: users.Principal | None = None
-        if scheme.lower() == "basic":
-            try:
-                name, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                name, password = "", ""
-            if name and password:
-                found = await run(users.check_password, store.engine, name, password)
-        elif scheme.lower() == "bearer" and value.strip():
-            found = await run(users.session_principal, store.engine, value.strip(), store.clock())
-        if found is None:
-            raise HTTPException(401, "login required", {"WWW-Authenticate": 'Basic realm="boothguard"'})
-        return found
 
-    return principal
+def _role(needed: str) -> Callable[[users.Principal], Awaitable[users.Principal]]:
+    async def check(who: Annotated[users.Principal, Depends(principal)]) -> users.Principal:
+        if not who.allows(needed):
+            raise HTTPException(403, f"needs role {needed}")
+        return who
+
+    return check
+
+
+User = Annotated[users.Principal, Depends(principal)]
+Viewer = Annotated[users.Principal, Depends(_role("viewer"))]
+Analyst = Annotated[users.Principal, Depends(_role("analyst"))]
+Admin = Annotated[users.Principal, Depends(_role("admin"))]
 
 
 def _agent_routes(app: FastAPI, svc: Services) -> None:
@@ -226,22 +238,9 @@ def _agent_routes(app: FastAPI, svc: Services) -> None:
 def _user_routes(app: FastAPI, svc: Services) -> None:
     store = svc.store
     run = anyio.to_thread.run_sync
-    principal = _auth(svc)
-
-    def role(needed: str) -> Callable[[users.Principal], Awaitable[users.Principal]]:
-        async def check(who: Annotated[users.Principal, Depends(principal)]) -> users.Principal:
-            if not who.allows(needed):
-                raise HTTPException(403, f"needs role {needed}")
-            return who
-
-        return check
-
-    Viewer = Annotated[users.Principal, Depends(role("viewer"))]
-    Analyst = Annotated[users.Principal, Depends(role("analyst"))]
-    Admin = Annotated[users.Principal, Depends(role("admin"))]
 
     @app.post("/v1/sessions", responses={401: {}})
-    async def create_session(who: Annotated[users.Principal, Depends(principal)]) -> dict[str, Any]:
+    async def create_session(who: User) -> dict[str, Any]:
         token, expires = await run(
             users.create_session, store.engine, who, store.clock(), svc.settings.session_ttl_seconds
         )

@@ -87,7 +87,7 @@ def advance(
             lo, hi = seq + 1, link.seq - 1
             if ranges is None:
                 ranges = declared()
-            if not covered(lo, hi, ranges) and not is_restart(link):
+            if not covered(lo, hi, ranges):
                 since = now if hole_since is None else hole_since
                 if now - since < grace:
                     return Walk(ChainState(seq, head, since), findings)
