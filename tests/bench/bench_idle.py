@@ -1,0 +1,57 @@
+"""Idle agent: RSS and CPU share of one core over a window (targets: RSS ≤ 40 MB, CPU ≤ 0.2 %).
+
+    .venv/bin/python -m tests.bench.bench_idle [--seconds 60]
+
+The floor in the same run is a bare `python -c "import time; time.sleep(…)"` process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.helpers.agent import AgentProcess
+
+
+def sample(proc: psutil.Process, seconds: float) -> tuple[float, float]:
+    cpu0 = proc.cpu_times()
+    time.sleep(seconds)
+    cpu1 = proc.cpu_times()
+    used = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    return proc.memory_info().rss / 1e6, 100 * used / seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=60)
+    args = ap.parse_args()
+    bare = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({args.seconds + 30})"])
+    agent = AgentProcess(Path(tempfile.mkdtemp(prefix="bg-idle-")), {"agent": {"heartbeat_seconds": 60}})
+    agent.start()
+    assert agent.proc is not None
+    time.sleep(2)  # let start-up settle
+    rss, cpu = sample(psutil.Process(agent.proc.pid), args.seconds)
+    bare_rss = psutil.Process(bare.pid).memory_info().rss / 1e6
+    agent.stop()
+    bare.kill()
+    print(json.dumps({
+        "benchmark": "agent_idle",
+        "seconds": args.seconds,
+        "rss_mb": round(rss, 1),
+        "cpu_percent_of_core": round(cpu, 3),
+        "bare_python_rss_mb": round(bare_rss, 1),
+        "rss_ratio_to_bare_python": round(rss / bare_rss, 2),
+        "targets": {"rss_mb": 40, "cpu_percent": 0.2},
+        "note": "usb.mode=off and no collector: the pipeline alone; plugins add their own share",
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
