@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "boothguard.usb.commands",
     "boothguard.collector.commands",
     "boothguard.session.commands",
+    "boothguard.lock.commands",
 )
 
 

@@ -1,0 +1,70 @@
+"""The away state of each session, persisted so an away booth is still away after an agent restart."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from boothguard import log
+
+AwayPhase = Literal["locking", "locked", "lock_failed", "unlocked"]
+_log = log.get("lock.state")
+
+
+@dataclass
+class AwayRecord:
+    session: str
+    user: str | None
+    source: str
+    reason: str
+    since: float  # wall clock
+    phase: AwayPhase = "locking"
+    method: str | None = None
+
+
+class StateStore:
+    """One small JSON file, replaced atomically (write, fsync, rename)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, AwayRecord]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            # A corrupt file must not keep the agent down; the loss is logged (fail closed is re-locking,
+            # which the next away signal does).
+            _log.error("lock_state_unreadable", path=str(self.path), error=str(exc))
+            return {}
+        records: dict[str, AwayRecord] = {}
+        for item in raw.get("away", []) if isinstance(raw, dict) else []:
+            with contextlib.suppress(TypeError, KeyError, ValueError):
+                rec = AwayRecord(
+                    session=str(item["session"]),
+                    user=item.get("user"),
+                    source=str(item["source"]),
+                    reason=str(item.get("reason", "")),
+                    since=float(item["since"]),
+                    phase=item.get("phase", "locking"),
+                    method=item.get("method"),
+                )
+                records[rec.session] = rec
+        return records
+
+    def save(self, records: dict[str, AwayRecord]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        data = json.dumps({"version": 1, "away": [asdict(r) for r in records.values()]}, sort_keys=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)

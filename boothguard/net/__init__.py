@@ -1,0 +1,1 @@
+"""Network state sources (VPN up/down for home-office booths)."""
