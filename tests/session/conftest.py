@@ -56,16 +56,23 @@ def x_env(display: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def xclip_copy(display: str, data: bytes, target: str | None = None, *, quiet: bool = True,
-               selection: str = "clipboard") -> subprocess.Popen[bytes]:
+def xclip_copy(
+    display: str, data: bytes, target: str | None = None, *, quiet: bool = True, selection: str = "clipboard"
+) -> subprocess.Popen[bytes]:
     """Own the selection with `data`, like an application's copy. quiet=False forks (the parent exits)."""
     argv = ["xclip", "-selection", selection]
     if quiet:
         argv.insert(1, "-quiet")
     if target:
         argv += ["-t", target]
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=x_env(display), start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=x_env(display),
+        start_new_session=True,
+    )
     assert proc.stdin is not None
     proc.stdin.write(data)
     proc.stdin.close()

@@ -46,8 +46,9 @@ class Proc:
         self.lines: list[str] = []
 
     def start(self) -> Proc:
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env=self.env, cwd=REPO)
+        self.proc = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=REPO
+        )
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         return self
 
@@ -80,8 +81,12 @@ class Agent(Proc):
         self.tmp = tmp
         self.state_dir, self.runtime_dir = tmp / "state", tmp / "run"
         base: dict[str, dict[str, Any]] = {
-            "agent": {"state_dir": str(self.state_dir), "runtime_dir": str(self.runtime_dir),
-                      "heartbeat_seconds": 3600, "machine_id_file": str(tmp / "no-machine-id")},
+            "agent": {
+                "state_dir": str(self.state_dir),
+                "runtime_dir": str(self.runtime_dir),
+                "heartbeat_seconds": 3600,
+                "machine_id_file": str(tmp / "no-machine-id"),
+            },
             "usb": {"mode": "off"},
             "clipboard": {"watcher_heartbeat_seconds": 0.5, "watcher_timeout_seconds": 3},
         }

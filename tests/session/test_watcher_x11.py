@@ -1,0 +1,366 @@
+"""End to end: Xvfb, real X clients, `boothguard agent` and `boothguard session` as subprocesses."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.session.conftest import png_bytes, wait_for, x_env, xclip_copy
+from tests.session.harness import Agent, WatcherProc
+
+CARD = "4111 1111 1111 1111"
+CARD_PLAIN = "4111111111111111"
+PHONE = "090-1234-5678"
+MY_NUMBER = "123456789018"
+SECRETS = [CARD, CARD_PLAIN, PHONE, "09012345678", MY_NUMBER, "5555555555554444", "5555 5555 5555 4444"]
+
+
+@pytest.fixture(scope="module")
+def stack(
+    xdisplay: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Agent, WatcherProc, Path]]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    home = tmp / "home"
+    (home / "Pictures").mkdir(parents=True)
+    agent = Agent(tmp, {"screenshot": {"dirs": [str(home / "Pictures")], "policy": "report"}}).start()
+    watcher = WatcherProc(agent, xdisplay, "c1", home).start()
+    try:
+        watcher.wait_registered()
+        yield agent, watcher, home
+    finally:
+        watcher.stop()
+        agent.stop()
+
+
+def _copy_event(agent: Agent, pid: int | None = None, after: int = 0, timeout: float = 15) -> dict[str, Any]:
+    return agent.wait_event(
+        "clipboard.copy", lambda e: e["seq"] > after and (pid is None or e["data"]["pid"] == pid), timeout
+    )
+
+
+def _last_seq(agent: Agent) -> int:
+    events = agent.events()
+    return events[-1]["seq"] if events else 0
+
+
+def test_session_started_names_capabilities(stack: tuple[Agent, WatcherProc, Path]) -> None:
+    agent, _, _ = stack
+    ev = agent.wait_event("session.started")
+    assert ev["data"]["session_id"] == "c1"
+    assert {"clipboard.x11", "capture.record", "idle.x11"} <= set(ev["data"]["capabilities"])
+    assert ev["data"]["missing_capabilities"] == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "pii"),
+    [
+        (f"お客様カード {CARD}", {"credit_card": 1}),
+        (f"個人番号 {MY_NUMBER}", {"my_number": 1}),
+        (
+            "携帯 ０９０ー１２３４ー５６７８ カード ５５５５ ５５５５ ５５５５ ４４４４",
+            {"phone_jp": 1, "credit_card": 1},
+        ),  # noqa: RUF001
+        ("ordinary text, order 2023-01-15 12:34:56", {}),
+    ],
+)
+def test_copy_reports_owner_formats_and_counts(
+    stack: tuple[Agent, WatcherProc, Path], xdisplay: str, text: str, pii: dict[str, int]
+) -> None:
+    agent, _, _ = stack
+    before = _last_seq(agent)
+    proc = xclip_copy(xdisplay, text.encode())
+    try:
+        ev = _copy_event(agent, proc.pid, before)
+    finally:
+        proc.kill()
+        proc.wait()
+    d = ev["data"]
+    assert d["app"] == "xclip"
+    assert d["pid_source"] == "xres"
+    assert "UTF8_STRING" in d["formats"]
+    assert d["size"] == len(text.encode())
+    assert d["pii"] == pii
+    assert len(d["fingerprint"]) == 32
+    assert ev["severity"] == ("high" if {"credit_card", "my_number"} & set(pii) else "info")
+    assert ev["user"] == "root"
+
+
+def test_one_megabyte_text_is_sized_and_scanned(
+    stack: tuple[Agent, WatcherProc, Path], xdisplay: str
+) -> None:
+    agent, _, _ = stack
+    before = _last_seq(agent)
+    payload = ("x" * 1023 + "\n") * 1023 + f"tail {CARD}\n"
+    proc = xclip_copy(xdisplay, payload.encode())
+    try:
+        ev = _copy_event(agent, proc.pid, before, timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert ev["data"]["size"] == len(payload.encode())
+    assert ev["data"]["truncated"] is False
+    assert ev["data"]["pii"] == {"credit_card": 1}
+
+
+def test_image_copy(stack: tuple[Agent, WatcherProc, Path], xdisplay: str, tmp_path: Path) -> None:
+    agent, _, _ = stack
+    before = _last_seq(agent)
+    png = png_bytes(tmp_path)
+    proc = xclip_copy(xdisplay, png, target="image/png")
+    try:
+        ev = _copy_event(agent, proc.pid, before)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert ev["data"]["kind"] == "image"
+    assert "image/png" in ev["data"]["formats"]
+    assert ev["data"]["size"] == len(png)
+    assert ev["data"]["pii"] == {}
+
+
+def test_forking_owner_is_found_through_its_process_group(
+    stack: tuple[Agent, WatcherProc, Path], xdisplay: str
+) -> None:
+    agent, _, _ = stack
+    before = _last_seq(agent)
+    parent = xclip_copy(xdisplay, f"fork {CARD}".encode(), quiet=False)
+    parent.wait(timeout=10)  # plain xclip forks: the parent exits, its child owns the selection
+    ev = _copy_event(agent, None, before)
+    d = ev["data"]
+    assert d["owner_exited"] is True
+    assert d["pid"] != parent.pid
+    assert d["pid_source"] == "process_group"
+    assert d["app"] == "xclip"
+    assert d["pii"] == {"credit_card": 1}
+    subprocess.run(["pkill", "-g", str(parent.pid)], check=False)  # the orphaned child, by its group
+
+
+def test_owner_that_exits_at_once_is_still_reported(
+    stack: tuple[Agent, WatcherProc, Path], xdisplay: str
+) -> None:
+    agent, _, _ = stack
+    before = _last_seq(agent)
+    # Takes the selection and exits immediately after serving nothing: the owner is gone when we look.
+    code = (
+        "from Xlib import display, X\n"
+        "d = display.Display()\n"
+        "w = d.screen().root.create_window(0,0,1,1,0,X.CopyFromParent)\n"
+        "w.set_selection_owner(d.intern_atom('CLIPBOARD'), X.CurrentTime)\n"
+        "d.sync()\n"
+    )
+    import sys
+
+    owner = subprocess.Popen([sys.executable, "-c", code], env=x_env(xdisplay))
+    assert owner.wait(timeout=20) == 0
+    ev = _copy_event(agent, None, before)
+    d = ev["data"]
+    # Depending on the race the owner is seen alive (then never answers) or already gone.
+    assert d["owner_exited"] is True or d["pid"] == owner.pid
+    assert d["formats"] == []
+    assert d["kind"] == "none"
+
+
+def test_capture_clients_are_caught_with_their_pid(
+    stack: tuple[Agent, WatcherProc, Path], xdisplay: str, tmp_path: Path
+) -> None:
+    agent, _, _ = stack
+    for argv, request in (
+        (["xwd", "-root", "-out", str(tmp_path / "a.xwd")], "GetImage"),
+        (["scrot", "-o", str(tmp_path / "b.png")], "ShmGetImage"),
+        (["import", "-window", "root", str(tmp_path / "c.png")], "GetImage"),
+    ):
+        before = _last_seq(agent)
+        proc = subprocess.Popen(
+            argv, env=x_env(xdisplay), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        proc.wait(timeout=60)
+        ev = agent.wait_event(
+            "screenshot.detected",
+            lambda e, pid=proc.pid: (
+                e["seq"] > before and e["data"]["method"] == "record" and e["data"]["pid"] == pid
+            ),
+        )
+        assert ev["data"]["app"] == argv[0]
+        assert ev["data"]["what"]["request"] == request
+        assert ev["data"]["what"]["root"] is True
+
+
+def test_file_dropped_into_screenshot_dir(stack: tuple[Agent, WatcherProc, Path], tmp_path: Path) -> None:
+    agent, _, home = stack
+    before = _last_seq(agent)
+    (home / "Pictures" / "Screenshot from 2026-01-01.png").write_bytes(png_bytes(tmp_path))
+    ev = agent.wait_event(
+        "screenshot.detected", lambda e: e["seq"] > before and e["data"]["method"] == "file"
+    )
+    assert ev["data"]["what"]["file"] == "Screenshot from 2026-01-01.png"
+
+
+def test_capture_tool_process_is_seen(stack: tuple[Agent, WatcherProc, Path], tmp_path: Path) -> None:
+    agent, _, _ = stack
+    before = _last_seq(agent)
+    fake_tool = tmp_path / "simplescreenrecorder"
+    fake_tool.symlink_to("/bin/sleep")
+    proc = subprocess.Popen([str(fake_tool), "5"])
+    try:
+        ev = agent.wait_event(
+            "screenshot.detected",
+            lambda e: e["seq"] > before and e["data"]["method"] == "process" and e["data"]["pid"] == proc.pid,
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+    assert ev["data"]["what"]["tool"] == "simplescreenrecorder"
+
+
+def test_heartbeat_carries_idle_time(stack: tuple[Agent, WatcherProc, Path]) -> None:
+    agent, _, _ = stack
+    from boothguard.agent.client import request
+
+    def idle() -> Any:
+        watchers = request(agent.socket, "status")["sessions"]["watchers"]
+        return watchers[0]["idle_seconds"] if watchers else None
+
+    assert wait_for(lambda: isinstance(idle(), float | int), 10)
+    status = request(agent.socket, "status")["sessions"]["watchers"][0]
+    assert status["alive"] is True
+    assert status["screensaver_active"] is False
+
+
+def test_privacy_no_copied_text_anywhere(stack: tuple[Agent, WatcherProc, Path]) -> None:
+    """Runs after the copies above (file order): not in events, not in the spool file, not in logs."""
+    agent, watcher, _ = stack
+    assert agent.events("clipboard.copy"), "the copy tests must have run first"
+    blobs = [
+        (agent.state_dir / name).read_bytes()
+        for name in ("spool.db", "spool.db-wal")
+        if (agent.state_dir / name).exists()
+    ]
+    events_text = "\n".join(str(e) for e in agent.events())
+    logs = "\n".join(agent.lines + watcher.lines)
+    for secret in SECRETS:
+        assert secret not in events_text
+        assert secret not in logs
+        for blob in blobs:
+            assert secret.encode() not in blob
+
+
+def test_agent_restart_watcher_reconnects(xdisplay: str, tmp_path: Path) -> None:
+    agent = Agent(tmp_path).start()
+    watcher = WatcherProc(agent, xdisplay, "c2", tmp_path / "home").start()
+    try:
+        watcher.wait_registered()
+        agent.stop()
+        agent.start()
+        watcher.wait_registered(2)
+        ev = agent.wait_event("session.started", lambda e: e["data"]["reconnect"] is True)
+        assert ev["data"]["session_id"] == "c2"
+        proc = xclip_copy(xdisplay, b"after restart")
+        try:
+            assert _copy_event(agent, proc.pid)["data"]["size"] == 13
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        watcher.stop()
+        agent.stop()
+
+
+def test_killed_watcher_is_noticed(xdisplay: str, tmp_path: Path) -> None:
+    agent = Agent(tmp_path).start()
+    watcher = WatcherProc(agent, xdisplay, "c3", tmp_path / "home").start()
+    try:
+        watcher.wait_registered()
+        watcher.stop(signal.SIGKILL)
+        ev = agent.wait_event("session.watcher_missing")
+        assert ev["data"]["session_id"] == "c3"
+        assert ev["data"]["reason"] == "disconnected"
+        assert ev["severity"] == "high"
+        # SIGTERM while the display is up is not a clean goodbye either.
+        watcher2 = WatcherProc(agent, xdisplay, "c3", tmp_path / "home").start()
+        watcher2.wait_registered()
+        agent.wait_event("session.started", lambda e: e["data"]["watcher_back"] is True)
+        watcher2.stop(signal.SIGTERM)
+        ev = agent.wait_event("session.watcher_missing", lambda e: e["data"]["reason"] == "stopped:signal")
+        assert ev["data"]["session_id"] == "c3"
+    finally:
+        agent.stop()
+
+
+def test_clear_policy_empties_the_clipboard(xdisplay: str, tmp_path: Path) -> None:
+    agent = Agent(tmp_path, {"clipboard": {"policy": "clear", "allow_apps": ["crm-app"]}}).start()
+    watcher = WatcherProc(agent, xdisplay, "c4", tmp_path / "home").start()
+    try:
+        watcher.wait_registered()
+        proc = xclip_copy(xdisplay, f"card {CARD}".encode())
+        try:
+            ev = agent.wait_event("clipboard.cleared")
+            assert ev["data"]["ok"] is True
+            assert ev["data"]["pii"] == {"credit_card": 1}
+            pasted = subprocess.run(
+                ["xclip", "-o", "-selection", "clipboard"],
+                env=x_env(xdisplay),
+                capture_output=True,
+                timeout=10,
+            )
+            assert pasted.stdout == b""
+            assert proc.wait(timeout=10) == 0  # xclip -quiet exits when it loses the selection
+        finally:
+            proc.kill()
+            proc.wait()
+        # No personal data: left alone.
+        before = _last_seq(agent)
+        proc = xclip_copy(xdisplay, b"hello")
+        try:
+            _copy_event(agent, proc.pid, before)
+            pasted = subprocess.run(
+                ["xclip", "-o", "-selection", "clipboard"],
+                env=x_env(xdisplay),
+                capture_output=True,
+                timeout=10,
+            )
+            assert pasted.stdout == b"hello"
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        watcher.stop()
+        agent.stop()
+
+
+def test_kill_and_quarantine_policy(xdisplay: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shots = home / "Pictures"
+    shots.mkdir(parents=True)
+    agent = Agent(tmp_path, {"screenshot": {"policy": "quarantine", "dirs": [str(shots)]}}).start()
+    watcher = WatcherProc(agent, xdisplay, "c5", home).start()
+    try:
+        watcher.wait_registered()
+        dropped = shots / "capture.png"
+        dropped.write_bytes(png_bytes(tmp_path))
+        ev = agent.wait_event("screenshot.blocked", lambda e: e["data"]["action"] == "quarantine")
+        assert ev["data"]["ok"] is True, ev
+        assert not dropped.exists()
+        qdir = agent.state_dir / "quarantine"
+        assert (qdir.stat().st_mode & 0o777) == 0o700
+        assert [p.name for p in qdir.iterdir()] == [ev["data"]["quarantined"]]
+        # A long-running recorder is killed.
+        recorder = tmp_path / "obs"
+        recorder.symlink_to("/bin/sleep")
+        proc = subprocess.Popen([str(recorder), "30"])
+        try:
+            ev = agent.wait_event(
+                "screenshot.blocked", lambda e: e["data"]["action"] == "kill" and e["data"]["pid"] == proc.pid
+            )
+            assert ev["data"]["ok"] is True
+            assert proc.wait(timeout=10) == -signal.SIGKILL
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        watcher.stop()
+        agent.stop()
