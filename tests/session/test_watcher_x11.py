@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 -- full-width input is part of what is copied
 """End to end: Xvfb, real X clients, `boothguard agent` and `boothguard session` as subprocesses."""
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def test_session_started_names_capabilities(stack: tuple[Agent, WatcherProc, Pat
         (
             "携帯 ０９０ー１２３４ー５６７８ カード ５５５５ ５５５５ ５５５５ ４４４４",
             {"phone_jp": 1, "credit_card": 1},
-        ),  # noqa: RUF001
+        ),
         ("ordinary text, order 2023-01-15 12:34:56", {}),
     ],
 )
@@ -181,8 +182,8 @@ def test_capture_clients_are_caught_with_their_pid(
         proc.wait(timeout=60)
         ev = agent.wait_event(
             "screenshot.detected",
-            lambda e, pid=proc.pid: (
-                e["seq"] > before and e["data"]["method"] == "record" and e["data"]["pid"] == pid
+            lambda e, pid=proc.pid, since=before: (
+                e["seq"] > since and e["data"]["method"] == "record" and e["data"]["pid"] == pid
             ),
         )
         assert ev["data"]["app"] == argv[0]
@@ -306,6 +307,7 @@ def test_clear_policy_empties_the_clipboard(xdisplay: str, tmp_path: Path) -> No
                 env=x_env(xdisplay),
                 capture_output=True,
                 timeout=10,
+                check=False,
             )
             assert pasted.stdout == b""
             assert proc.wait(timeout=10) == 0  # xclip -quiet exits when it loses the selection
@@ -322,6 +324,7 @@ def test_clear_policy_empties_the_clipboard(xdisplay: str, tmp_path: Path) -> No
                 env=x_env(xdisplay),
                 capture_output=True,
                 timeout=10,
+                check=False,
             )
             assert pasted.stdout == b"hello"
         finally:
