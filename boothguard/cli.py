@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "boothguard.collector.commands",
     "boothguard.session.commands",
     "boothguard.lock.commands",
+    "boothguard.quickstart",
 )
 
 
