@@ -77,6 +77,7 @@ class WebhookReceiver:
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         self.requests = 0
+        self.on_post: Callable[[Received], None] | None = None  # called in the server thread
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
@@ -113,6 +114,7 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -127,6 +129,8 @@ class WebhookReceiver:
                     with receiver.arrived:
                         receiver.received.append(item)
                         receiver.arrived.notify_all()
+                    if receiver.on_post is not None:
+                        receiver.on_post(item)
                 self.send_response(status)
                 if status in (429, 503):
                     self.send_header("Retry-After", "0")
