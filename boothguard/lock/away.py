@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from boothguard import log
@@ -76,6 +76,7 @@ class AwayController:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
+        self._save_lock = asyncio.Lock()
         self.counters = {"locks_verified": 0, "locks_failed": 0, "signals": 0}
         logind.add_listener(self._on_logind)
 
@@ -118,6 +119,7 @@ class AwayController:
                         await self.refresh()
                     except LogindError as exc:
                         _log.warning("logind_refresh_failed", error=str(exc))
+                        self.logind.lost.set()  # reconnect, which checks that logind is there
                     continue
                 delay = RECONNECT_MIN
                 await self.logind.close()
@@ -549,7 +551,10 @@ class AwayController:
         await self.events.emit(Draft("away.ended", "info", data, user=rec.user))
 
     async def _save(self) -> None:
-        await asyncio.to_thread(self.store.save, dict(self.records))
+        # Snapshots are taken in order under the lock, so the file always ends with the latest state.
+        async with self._save_lock:
+            snapshot = {sid: replace(rec) for sid, rec in self.records.items()}
+            await asyncio.to_thread(self.store.save, snapshot)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -171,6 +171,11 @@ class Logind:
                 type="signal", sender=BUS_NAME, interface=iface, member=member, path_namespace=SESSION_PREFIX
             )
             await self._call(message_bus.AddMatch(bus_rule), timeout)
+        owner_rule = MatchRule(
+            type="signal", sender="org.freedesktop.DBus", interface="org.freedesktop.DBus", member="NameOwnerChanged"
+        )
+        owner_rule.add_arg_condition(0, BUS_NAME)
+        await self._call(message_bus.AddMatch(owner_rule), timeout)
         for member in ("SessionNew", "SessionRemoved"):
             bus_rule = MatchRule(type="signal", sender=BUS_NAME, interface=MANAGER_IFACE, member=member)
             await self._call(message_bus.AddMatch(bus_rule), timeout)
@@ -216,6 +221,11 @@ class Logind:
         path = str(fields.get(HeaderFields.path, ""))
         at = self.clock()
         sig: SessionSignal | None = None
+        if member == "NameOwnerChanged" and len(msg.body) == 3 and msg.body[0] == BUS_NAME:
+            if not msg.body[2]:
+                _log.warning("logind_left_the_bus", address=self.address)
+                self.lost.set()
+            return
         if iface == PROPS_IFACE and member == "PropertiesChanged" and path.startswith(SESSION_PREFIX + "/"):
             if msg.body and msg.body[0] == SESSION_IFACE:
                 changed = {k: _variant(v) for k, v in msg.body[1].items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +32,7 @@ class StateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()  # saves run on worker threads; one writer at a time
 
     def load(self) -> dict[str, AwayRecord]:
         try:
@@ -58,6 +60,10 @@ class StateStore:
         return records
 
     def save(self, records: dict[str, AwayRecord]) -> None:
+        with self._lock:
+            self._save(records)
+
+    def _save(self, records: dict[str, AwayRecord]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         data = json.dumps({"version": 1, "away": [asdict(r) for r in records.values()]}, sort_keys=True)
