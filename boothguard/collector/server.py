@@ -6,6 +6,7 @@ import asyncio
 import signal
 import time
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -25,6 +26,15 @@ _log = log.get("collector.server")
 
 class ListenError(BoothguardError):
     pass
+
+
+class _Server(uvicorn.Server):
+    """SIGTERM is the normal way to stop a service: finish gracefully and exit 0 (uvicorn re-raises it)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM and sig in self._captured_signals:
+            self._captured_signals.remove(sig)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -68,7 +78,7 @@ def run(cfg: CollectorConfig, path: Path | None) -> int:
     svc = build_services(cfg)
     app = create_app(svc)
     tls = cfg.collector.tls_cert is not None and cfg.collector.tls_key is not None
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             host=host,

@@ -114,7 +114,7 @@ def test_declared_gap_and_restart_are_reported_not_tampering(db_url: str, secret
             "spool.gap", "medium", {"from_seq": 4, "to_seq": 6, "count": 3, "reason": "queue_full"}
         )
         tail = agent.many(2)
-        assert post(c, token, first + [gap] + tail).json()["accepted"] == 6
+        assert post(c, token, [*first, gap, *tail]).json()["accepted"] == 6
         # The spool was corrupt: the agent restarts the chain with a zero prev_hash.
         agent.seq = 20
         restart = agent.emit(
