@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "boothguard.session.commands",
     "boothguard.lock.commands",
     "boothguard.quickstart",
+    "boothguard.install.commands",
 )
 
 
