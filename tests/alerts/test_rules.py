@@ -56,7 +56,7 @@ def test_chain_tampering_outranks_a_declared_gap() -> None:
         (draft,) = r.match(obs(f"collector.chain.{kind}", seq_from=10, seq_to=12))
         assert (draft.rule, draft.severity) == ("chain-tampering", "critical")
         assert draft.title == f"Event chain broken on booth-07 (collector.chain.{kind}, seq 10-12)"
-        assert draft.group_key == f"host=booth-07|rule=chain-tampering|type=collector.chain.{kind}"
+        assert draft.group_key == f"host_id=mid-1|rule=chain-tampering|type=collector.chain.{kind}"
     (draft,) = r.match(obs("collector.chain.declared_gap", seq_from=3, seq_to=5))
     assert (draft.rule, draft.severity) == ("chain-declared-gap", "medium")
 
@@ -146,7 +146,10 @@ def test_group_keys_and_titles_from_safe_fields_only() -> None:
     # Default grouping: host and rule, so every repeat on a booth lands in one alert.
     (a,) = rules().match(obs("usb.device.blocked", data={"vid": "1"}))
     (b,) = rules().match(obs("usb.storage.detected", data={"vid": "2"}))
-    assert a.group_key == b.group_key == "host=booth-07|rule=usb-blocked"
+    assert a.group_key == b.group_key == "host_id=mid-1|rule=usb-blocked"
+    # Two booths that share a host name are still two groups: the default key uses the machine-id.
+    (c,) = rules().match(obs("usb.device.blocked", host_id="mid-2"))
+    assert c.group_key != a.group_key
 
 
 def test_a_long_value_is_cut_and_a_title_is_bounded() -> None:

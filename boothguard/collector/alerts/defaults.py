@@ -47,7 +47,7 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
         types=["collector.chain.*", "!collector.chain.declared_gap"],
         severity="critical",
         title="Event chain broken on {host} ({type}, seq {seq_from}-{seq_to})",
-        group_by=["host", "rule", "type"],
+        group_by=["host_id", "rule", "type"],
     ),
     RuleSpec(
         id="chain-declared-gap",

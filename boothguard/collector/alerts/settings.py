@@ -65,7 +65,7 @@ class RuleSpec(Section):
     severity: Severity | None = None
     title: Title = "{type} on {host}"
     # Fields whose values form the group key: repeats with the same key group into one alert.
-    group_by: list[GroupField] = Field(default_factory=lambda: ["host", "rule"], min_length=1)
+    group_by: list[GroupField] = Field(default_factory=lambda: ["host_id", "rule"], min_length=1)
     # Channel names; unset = `alerts.default_channels`.
     channels: list[ChannelRef] | None = None
     # Overrides `alerts.throttle_seconds` for this rule's repeats.

@@ -40,6 +40,7 @@ class EmailChannel:
         self._spec = spec
         self._tls = ssl.create_default_context(cafile=str(spec.ca_file) if spec.ca_file else None)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"alerts-email-{name}")
+        self._inflight: asyncio.Future[None] | None = None
 
     def _send_blocking(self, msg: EmailMessage) -> None:
         spec = self._spec
@@ -59,9 +60,17 @@ class EmailChannel:
 
     async def send(self, alert: Alert) -> None:
         msg = message(alert, self._spec)
+        if self._inflight is not None and not self._inflight.done():
+            # A timed-out attempt still holds the SMTP thread (smtplib bounds each step by timeout_seconds):
+            # fail this attempt rather than queue another one behind it.
+            raise ChannelError("previous SMTP session still running")
         loop = asyncio.get_running_loop()
+        self._inflight = loop.run_in_executor(self._thread, self._send_blocking, msg)
+        # An attempt abandoned on timeout still finishes in the thread: retrieve its outcome so it is not
+        # reported as "exception never retrieved".
+        self._inflight.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
-            await loop.run_in_executor(self._thread, self._send_blocking, msg)
+            await asyncio.shield(self._inflight)
         except smtplib.SMTPRecipientsRefused as exc:
             raise ChannelError(f"recipients refused: {list(exc.recipients)}", permanent=True) from None
         except smtplib.SMTPResponseException as exc:
