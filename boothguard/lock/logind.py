@@ -172,7 +172,10 @@ class Logind:
             )
             await self._call(message_bus.AddMatch(bus_rule), timeout)
         owner_rule = MatchRule(
-            type="signal", sender="org.freedesktop.DBus", interface="org.freedesktop.DBus", member="NameOwnerChanged"
+            type="signal",
+            sender="org.freedesktop.DBus",
+            interface="org.freedesktop.DBus",
+            member="NameOwnerChanged",
         )
         owner_rule.add_arg_condition(0, BUS_NAME)
         await self._call(message_bus.AddMatch(owner_rule), timeout)

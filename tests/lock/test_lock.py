@@ -25,7 +25,9 @@ async def test_away_locks_and_verifies_through_logind(logind: MockLogind, make_h
     assert reply["sessions"] == {"c1": True}
     assert logind.calls("LockSession") == [["c1"]]
     started = h.of_type("away.started")
-    assert [(e.data["session"], e.data["source"], e.data["reason"]) for e in started] == [("c1", "cli", "toilet")]
+    assert [(e.data["session"], e.data["source"], e.data["reason"]) for e in started] == [
+        ("c1", "cli", "toilet")
+    ]
     locked = h.of_type("screen.locked")
     assert len(locked) == 1
     data = locked[0].data
@@ -111,7 +113,10 @@ async def test_fallback_in_session_locks_and_verifies(logind: MockLogind, make_h
         assert locked.data["method"] == "fallback:xdg-screensaver"
         assert locked.data["verified_by"] == "locked_hint"
         assert locked.data["fallback"] == {"ran": True, "ok": True, "method": "xdg-screensaver"}
-        assert [p["push"] for p in w.pushes if p["push"] != "config"] == ["screensaver_state", "lock_fallback"]
+        assert [p["push"] for p in w.pushes if p["push"] != "config"] == [
+            "screensaver_state",
+            "lock_fallback",
+        ]
         assert logind.calls("TerminateSession") == []
     finally:
         await w.close()
