@@ -46,5 +46,5 @@ def ensure(root: Path, sysusers_conf: Path) -> str | None:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     if proc.returncode != 0:
         return f"systemd-sysusers failed ({proc.returncode}): {proc.stderr.strip()[:300]}"
-    _log.info("accounts_ensured", root=str(root))
+    _log.debug("accounts_ensured", root=str(root))
     return None

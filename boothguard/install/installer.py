@@ -73,6 +73,7 @@ def render(entry: Entry, opts: Options) -> bytes:
 def install(opts: Options) -> Report:
     report = Report()
     root = opts.root
+    root.mkdir(parents=True, exist_ok=True)
     items = layout.entries(example_configs())
     if not any(e.path == "/etc/boothguard/agent.toml" for e in items):
         report.problems.append("no example agent.toml in this build: /etc/boothguard/agent.toml not placed")

@@ -18,7 +18,7 @@ COLLECTOR_USER = "boothguard-collector"
 CONTROL_GROUP = "boothguard"
 
 SYSTEM_UNIT_DIR = "/lib/systemd/system"
-USER_UNIT_DIR = "/lib/systemd/user"
+USER_UNIT_DIR = "/usr/lib/systemd/user"
 SYSUSERS_CONF = "/usr/lib/sysusers.d/boothguard.conf"
 TMPFILES_CONF = "/usr/lib/tmpfiles.d/boothguard.conf"
 UDEV_RULE = "/lib/udev/rules.d/70-boothguard.rules"
