@@ -1,0 +1,152 @@
+"""Incident export: one host's or user's timeline over a time range, with the chain re-verified.
+
+The material for an APPI leak report (漏えい等報告): what happened, when, on which booth, by whom, and
+whether the record itself is intact. Rendered as CSV, JSON, or a printable page (by the routes).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from boothguard.collector.web import queries
+from boothguard.collector.web.queries import ChainReport, EventFilter
+from boothguard.events import format_time
+
+CSV_FIELDS = (
+    "time",
+    "host_id",
+    "host_name",
+    "seq",
+    "type",
+    "severity",
+    "user",
+    "data",
+    "id",
+    "hash",
+    "prev_hash",
+)
+
+
+@dataclass(frozen=True)
+class Incident:
+    filter: EventFilter
+    generated_at: str
+    generated_by: str
+    events: list[dict[str, Any]]
+    truncated: bool
+    alerts: list[dict[str, Any]]
+    chains: list[ChainReport]
+
+    @property
+    def chain_ok(self) -> bool:
+        return all(c.ok for c in self.chains)
+
+    def counts_by_type(self) -> list[tuple[str, int]]:
+        return sorted(Counter(e["type"] for e in self.events).items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def as_json(self) -> dict[str, Any]:
+        f = self.filter
+        return {
+            "kind": "boothguard.incident_export",
+            "version": 1,
+            "generated_at": self.generated_at,
+            "generated_by": self.generated_by,
+            "scope": {"host": f.host, "user": f.user, "since": f.since, "until": f.until},
+            "summary": {
+                "events": len(self.events),
+                "truncated": self.truncated,
+                "first_event": self.events[0]["time"] if self.events else None,
+                "last_event": self.events[-1]["time"] if self.events else None,
+                "by_type": dict(self.counts_by_type()),
+                "hosts": sorted({e["host"]["id"] for e in self.events}),
+                "users": sorted({e["user"] for e in self.events if e.get("user")}),
+            },
+            "chain_verification": {"ok": self.chain_ok, "hosts": [c.as_json() for c in self.chains]},
+            "alerts": [
+                {
+                    k: (format_time(v) if k.endswith(("_seen", "_at")) and isinstance(v, float) else v)
+                    for k, v in a.items()
+                    if k not in ("channels", "last_notified")
+                }
+                for a in self.alerts
+            ],
+            "events": self.events,
+        }
+
+
+def build(engine: Engine, f: EventFilter, *, actor: str, now: float) -> Incident:
+    evs, truncated = queries.timeline(engine, f)
+    spans: dict[str, tuple[int, int]] = {}
+    for e in evs:
+        hid, seq = e["host"]["id"], int(e["seq"])
+        lo, hi = spans.get(hid, (seq, seq))
+        spans[hid] = (min(lo, seq), max(hi, seq))
+    return Incident(
+        filter=f,
+        generated_at=format_time(now),
+        generated_by=actor,
+        events=evs,
+        truncated=truncated,
+        alerts=queries.alerts_in(engine, f),
+        chains=queries.verify_hosts(engine, spans),
+    )
+
+
+def to_json(incident: Incident) -> str:
+    return json.dumps(incident.as_json(), ensure_ascii=False, indent=2, sort_keys=False)
+
+
+def to_csv(incident: Incident) -> str:
+    """The timeline, one event per row, preceded by `#` comment lines with scope and chain result.
+
+    A UTF-8 BOM first, so spreadsheet software in Japanese locales opens it as UTF-8.
+    """
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    f = incident.filter
+    buf.write(
+        f"# boothguard incident export; generated_at={incident.generated_at} by={incident.generated_by}\n"
+    )
+    buf.write(
+        f"# scope host={f.host or ''} user={f.user or ''} since={f.since or ''} until={f.until or ''}\n"
+    )
+    for c in incident.chains:
+        problems = ";".join(f"{p.kind}:{p.from_seq}-{p.to_seq}" for p in c.problems) or "none"
+        buf.write(
+            f"# chain host={c.host_id} seq={c.seq_from}-{c.seq_to} checked={c.events_checked} "
+            f"ok={str(c.ok).lower()} problems={problems}\n"
+        )
+    if incident.truncated:
+        buf.write(f"# truncated: only the first {len(incident.events)} events\n")
+    w = csv.writer(buf, lineterminator="\n")
+    cell = _cell
+    w.writerow(CSV_FIELDS)
+    for e in incident.events:
+        w.writerow(
+            [
+                e["time"],
+                e["host"]["id"],
+                cell(e["host"]["name"]),
+                e["seq"],
+                e["type"],
+                e["severity"],
+                cell(e.get("user") or ""),
+                cell(json.dumps(e.get("data") or {}, ensure_ascii=False, sort_keys=True)),
+                e["id"],
+                e["hash"],
+                e["prev_hash"],
+            ]
+        )
+    return buf.getvalue()
+
+
+def _cell(text: str) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas: such text gets a leading quote."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
