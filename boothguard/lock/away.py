@@ -403,6 +403,7 @@ class AwayController:
             data["fallback"] = a.fallback
         if resumed:
             data["resumed"] = True
+        self.last_attempt_timings = _ms(a.signal_to_request)
         if a.verified_by:
             await self.events.emit(Draft("screen.locked", "info", data, user=rec.user))
             if a.observed_at is not None:
@@ -410,7 +411,9 @@ class AwayController:
         else:
             await self.events.emit(Draft("screen.lock_failed", "high", data, user=rec.user))
 
+    # For the benchmark and status: the last verified lock's (LockedHint observed, committed) times.
     last_verified_emit: tuple[float, float] | None = None
+    last_attempt_timings: float | None = None
 
     async def _no_target(self, source: str, reason: str, signal_at: float) -> None:
         why = "no graphical session" if self.logind.connected else "logind not reachable"
