@@ -14,7 +14,7 @@ from typing import Any
 
 from boothguard import log
 from boothguard.events import Draft
-from boothguard.usb.inventory import read_facts
+from boothguard.usb.inventory import add_details, read_facts
 from boothguard.usb.policy import Decision, DeviceFacts, decide
 from boothguard.usb.report import decision_drafts, device_data
 from boothguard.usb.rules import RuleSet
@@ -144,9 +144,13 @@ class UsbGuard:
     # -- decisions --------------------------------------------------------------------------------------
 
     def _inserted(self, name: str, received: float) -> None:
-        facts = read_facts(self.sysfs, name)
+        early = self.rules.needs_strings
+        facts = read_facts(self.sysfs, name, details=early)
         decision = decide(facts, self.rules)
         self._apply(facts, decision, allow=decision.device_allowed, origin="inserted")
+        if not early:
+            facts = add_details(self.sysfs, facts)
+            self.tracked[name].facts = facts
         if received:
             self.counters.last_latency_ms = (self._clock() - received) * 1000
         self._report(facts, decision, origin="inserted")
@@ -196,6 +200,7 @@ class UsbGuard:
                 pid=facts.product_id,
                 rule=decision.rule,
                 origin=origin,
+                mono=self._clock(),
             )
             return
         self._write(facts.name, "authorized", "1")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from boothguard.usb.descriptors import DescriptorError, parse
 from boothguard.usb.policy import DeviceFacts
 from boothguard.usb.sanitize import clean
 from boothguard.usb.sysfs import DESCRIPTORS_LIMIT, Sysfs
 
 
-def read_facts(sysfs: Sysfs, name: str, with_labels: bool = False) -> DeviceFacts:
+def read_facts(sysfs: Sysfs, name: str, with_labels: bool = False, details: bool = True) -> DeviceFacts:
+    """`details=False` skips the strings and numbers no rule needs, so the decision is written sooner;
+    `add_details` fills them in for the report."""
     raw = sysfs.read(name, "descriptors", DESCRIPTORS_LIMIT)
     descriptors = None
     error: str | None = None
@@ -30,18 +34,26 @@ def read_facts(sysfs: Sysfs, name: str, with_labels: bool = False) -> DeviceFact
             label = clean(sysfs.read(name, f"{iface}/interface"))
             if label:
                 labels[iface] = label
-    return DeviceFacts(
+    facts = DeviceFacts(
         name=name,
         vendor_id=vendor,
         product_id=product,
+        descriptors=descriptors,
+        descriptor_error=error,
+        interface_labels=labels,
+    )
+    return add_details(sysfs, facts) if details else facts
+
+
+def add_details(sysfs: Sysfs, facts: DeviceFacts) -> DeviceFacts:
+    name = facts.name
+    return replace(
+        facts,
         busnum=sysfs.read_int(name, "busnum"),
         devnum=sysfs.read_int(name, "devnum"),
         serial=clean(sysfs.read(name, "serial")),
         manufacturer=clean(sysfs.read(name, "manufacturer")),
         product=clean(sysfs.read(name, "product")),
-        descriptors=descriptors,
-        descriptor_error=error,
-        interface_labels=labels,
     )
 
 

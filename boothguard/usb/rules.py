@@ -79,6 +79,11 @@ class RuleSet:
         rules = list(usb.rules) + (list(DEFAULT_RULES) if usb.default_rules else [])
         return cls(tuple(compile_rule(r) for r in rules), usb.implicit_target, usb.per_interface)
 
+    @property
+    def needs_strings(self) -> bool:
+        """Whether any rule looks at the serial or product string (else they are read after deciding)."""
+        return any(r.serials is not None or r.product_name is not None for r in self.rules)
+
 
 def identity_matches(
     rule: CompiledRule, *, vendor: str, product: str, serial: str | None, port: str, name: str | None

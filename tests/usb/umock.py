@@ -74,8 +74,9 @@ class Bed:
         serial: bytes | None = b"0001",
         raw: bytes | None = None,
         authorized: bytes = b"0",
+        emit: bool = True,
     ) -> str:
-        """A device appears (unauthorized, as on a locked bus) with its add uevent."""
+        """A device appears (unauthorized, as on a locked bus) with its add uevent (unless emit=False)."""
         syspath = f"{parent}/{port}"
         self.devnum += 1
         attrs = {
@@ -91,7 +92,8 @@ class Bed:
         if serial is not None:
             attrs["serial"] = serial + b"\n"
         self._node(syspath, attrs, "usb_device")
-        self.tb.uevent(syspath, "add")
+        if emit:
+            self.tb.uevent(syspath, "add")
         return syspath
 
     def kernel_configures(
