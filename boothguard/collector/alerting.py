@@ -15,7 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from boothguard.collector.alerts.conditions import type_matches
 from boothguard.collector.alerts.model import Alert, AlertDraft, Observation
+from boothguard.collector.alerts.rules import effective_rules
 from boothguard.collector.schema import alerts
 from boothguard.collector.settings import AlertsSection
 from boothguard.events import SEVERITY_RANK, format_time
@@ -115,11 +117,25 @@ class AlertBook:
         self.rules = rules
         self.should_notify = should_notify
         self.section = section
+        # Most events match no rule's type patterns: remember per type (bounded) and skip those.
+        self._patterns = [spec.types for spec in effective_rules(section) if spec.enabled]
+        self._type_hits: dict[str, bool] = {}
+
+    def may_match(self, event_type: str) -> bool:
+        """False when no enabled rule's type patterns take this type (its observation can be skipped)."""
+        hit = self._type_hits.get(event_type)
+        if hit is None:
+            hit = any(type_matches(event_type, patterns) for patterns in self._patterns)
+            if len(self._type_hits) < 4096:
+                self._type_hits[event_type] = hit
+        return hit
 
     def process(self, conn: Connection, observations: list[Observation], now: float) -> list[Alert]:
         notify: list[Alert] = []
         ids: list[int] = []
         for obs in observations:
+            if not self.may_match(obs.type):
+                continue
             for draft in self.rules.match(obs):
                 ids.append(store_draft(conn, draft, now))
         when = datetime.fromtimestamp(now, UTC)

@@ -368,7 +368,8 @@ class Store:
         findings: list[Finding],
         now: float,
     ) -> list[Alert]:
-        if self.alert_book is None:
+        book = self.alert_book
+        if book is None:
             return []
         observations = [
             Observation(
@@ -383,9 +384,10 @@ class Store:
                 event_id=ev.id,
             )
             for ev in (line.event for line in new)
+            if book.may_match(ev.type)
         ]
         observations += [finding_observation(f, host_id, host_name) for f in findings]
-        return self.alert_book.process(conn, observations, now)
+        return book.process(conn, observations, now)
 
     # --- background checks -----------------------------------------------------------------------
 
