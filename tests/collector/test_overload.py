@@ -1,4 +1,4 @@
-"""Overload answers with Retry-After; alerts reach a real webhook while a dead channel does not stall ingest."""
+"""Overload gets Retry-After; alerts reach a real webhook and a dead channel does not stall ingest."""
 
 from __future__ import annotations
 
