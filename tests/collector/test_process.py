@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import stat
 import subprocess
 import sys
@@ -212,3 +213,24 @@ def test_two_collectors_on_one_postgresql_store_each_event_once(
         assert conn.execute(sa.select(sa.func.count()).select_from(alerts)).scalar() == 0
     engine.dispose()
     assert os.path.exists(tmp_path)
+
+
+def test_sighup_applies_a_valid_config_and_refuses_an_invalid_one(tmp_path: Path, secret_file: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    with CollectorProcess(tmp_path, url, secret_file, max_concurrent_ingests=1) as coll:
+        assert coll.proc is not None
+        original = coll.config.read_text()
+        coll.config.write_text(original.replace("max_concurrent_ingests = 1", "max_concurrent_ingests = 5"))
+        coll.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any('"config_reloaded"' in x for x in coll.lines):
+            time.sleep(0.05)
+        assert any('"config_reloaded"' in x for x in coll.lines), coll.output()
+        coll.config.write_text(original + "\nbogus_key = 1\n")
+        coll.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any('"config_rejected"' in x for x in coll.lines):
+            time.sleep(0.05)
+        assert any('"config_rejected"' in x and "bogus_key" in x for x in coll.lines), coll.output()
+        assert httpx.get(coll.url + "/healthz").status_code == 200
+    assert coll.proc.returncode == 0
