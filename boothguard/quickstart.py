@@ -110,6 +110,7 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 
 def _supervise(procs: list[subprocess.Popen[bytes]]) -> int:
+    names = {id(procs[0]): "collector", id(procs[-1]): "agent"}
     stop = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -121,7 +122,7 @@ def _supervise(procs: list[subprocess.Popen[bytes]]) -> int:
     while not stop:
         for proc in procs:
             if proc.poll() is not None:
-                print(f"quickstart: {proc.args[3]} exited with {proc.returncode}", file=sys.stderr)
+                print(f"quickstart: the {names[id(proc)]} exited with {proc.returncode}", file=sys.stderr)
                 return proc.returncode or EXIT_FAILURE
         time.sleep(0.5)
     return 0

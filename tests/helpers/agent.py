@@ -55,12 +55,14 @@ class AgentProcess:
         self.env.pop("NOTIFY_SOCKET", None) if "NOTIFY_SOCKET" not in (env or {}) else None
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
+        self._mark = 0
 
     @property
     def socket(self) -> Path:
         return self.runtime_dir / "agent.sock"
 
     def start(self, wait: bool = True) -> AgentProcess:
+        self._mark = len(self.lines)  # a restart must wait for its own agent_ready line
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "boothguard", "agent", "--config", str(self.config)],
             stdout=subprocess.PIPE,
@@ -84,7 +86,7 @@ class AgentProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"agent exited {self.proc.returncode}: {self.lines[-20:]}")
-            if any('"agent_ready"' in line for line in self.lines):
+            if any('"agent_ready"' in line for line in self.lines[self._mark :]):
                 return
             time.sleep(0.02)
         raise TimeoutError(f"agent not ready: {self.lines[-20:]}")

@@ -86,3 +86,12 @@ def test_config_check_cli_exit_78(tmp_path: Path) -> None:
         check=False,
     )
     assert (out.returncode, out.stdout.strip()) == (0, "ok")
+
+
+def test_error_about_a_missing_key_points_at_its_table(tmp_path: Path) -> None:
+    main = tmp_path / "agent.toml"
+    main.write_text(
+        '[usb]\nmode = "audit"\n\n[[usb.rules]]\nid = "a"\naction = "allow"\n\n[[usb.rules]]\nid = "b"\n'
+    )
+    found = problems(main)
+    assert any(p.startswith(f"{main}:8: usb.rules.1.action:") for p in found), found
