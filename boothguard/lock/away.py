@@ -296,9 +296,12 @@ class AwayController:
         else:
             rec.phase = "lock_failed"
             self.counters["locks_failed"] += 1
+        # The event and the state file are written side by side: the spool commit is what proves the lock.
+        report = self._emit_lock_result(sid, rec, attempt, source=source, reason=reason, resumed=resumed)
         if sid in self.records:
-            await self._save()
-        await self._emit_lock_result(sid, rec, attempt, source=source, reason=reason, resumed=resumed)
+            await asyncio.gather(self._save(), report)
+        else:
+            await report
         if not ok and self.settings.terminate_on_failure:
             await self._terminate(sid, rec)
         return ok

@@ -21,7 +21,7 @@ class LockSection(Section):
     verify_seconds: float = Field(default=3.0, gt=0, le=120)
     # In-session lock commands the session watcher runs when logind's lock did not verify, in order.
     fallback_commands: list[list[str]] = Field(default_factory=lambda: [list(c) for c in DEFAULT_FALLBACKS])
-    fallback_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    fallback_timeout_seconds: float = Field(default=15.0, gt=0, le=120)  # the watcher gives each command 10 s
     # Ask the session watcher for the screensaver state when LockedHint stays false.
     screensaver_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
     # After lock_failed: end the session through logind (the operator loses unsaved work; the data is safe).
