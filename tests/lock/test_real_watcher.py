@@ -17,11 +17,15 @@ from tests.session.harness import Agent, WatcherProc, wait_until
 
 def in_session_locker(address: str, sid: str) -> list[str]:
     """A screen locker run by the watcher: it sets the session's LockedHint, as a desktop locker does."""
-    code = (
-        "import dbus; c = dbus.bus.BusConnection(%r); "
-        "s = c.get_object('org.freedesktop.login1', '/org/freedesktop/login1/session/%s'); "
-        "s.UpdateProperties(%r, {'LockedHint': dbus.Boolean(True)}, dbus_interface='org.freedesktop.DBus.Mock')"
-    ) % (address, sid, SESSION_IFACE)
+    path = f"/org/freedesktop/login1/session/{sid}"
+    code = "\n".join(
+        [
+            "import dbus",
+            f"s = dbus.bus.BusConnection({address!r}).get_object('org.freedesktop.login1', {path!r})",
+            f"s.UpdateProperties({SESSION_IFACE!r}, {{'LockedHint': dbus.Boolean(True)}},",
+            "                   dbus_interface='org.freedesktop.DBus.Mock')",
+        ]
+    )
     return [sys.executable, "-c", code]
 
 
