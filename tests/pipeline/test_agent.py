@@ -6,7 +6,6 @@ import random
 import signal
 import socket
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from boothguard.errors import AgentUnreachable
 from boothguard.events import Event
 from tests.helpers.agent import AgentProcess
 from tests.helpers.asuser import run_as
+from tests.helpers.load import Emitter
 from tests.helpers.receiver import Receiver
 
 
@@ -166,37 +166,23 @@ def test_conservation_under_repeated_kill_9(tmp_path: Path, receiver: Receiver) 
     (tmp_path / "state" / "host.token").write_text(receiver.token)
     sections = {"ship": {"collector_url": receiver.url, "batch_max_wait": 0.05}}
     agent = AgentProcess(tmp_path, sections).start()
-    confirmed: list[int] = []
-    stop = threading.Event()
-
-    def emitter() -> None:
-        i = 0
-        while not stop.is_set() and i < 20000:
-            i += 1
-            try:
-                confirmed.append(request(agent.socket, "emit", type="custom.load", data={"i": i})["seq"])
-            except Exception:
-                time.sleep(0.01)  # agent down: the event was never logged, so it is not counted
-
     rng = random.Random(7)
-    thread = threading.Thread(target=emitter, daemon=True)
-    thread.start()
+    emitter = Emitter(agent.socket).start()
     try:
         for _ in range(4):
             time.sleep(rng.uniform(0.3, 1.2))
             agent.kill()
             agent.start()
         time.sleep(0.5)
-        stop.set()
-        thread.join(timeout=30)
-        assert len(confirmed) > 300
+        emitter.stop()
+        assert len(emitter.confirmed) > 300
         wait_for(lambda: agent.request("status")["spool"]["depth"] == 0, timeout=60)
     finally:
-        stop.set()
+        emitter.stop()
         agent.stop()
     last = max(receiver.stored)
     assert sorted(receiver.stored) == list(range(1, last + 1)), "a seq went missing"
-    assert set(confirmed) <= set(receiver.stored), "a confirmed event was lost"
+    assert set(emitter.confirmed) <= set(receiver.stored), "a confirmed event was lost"
     assert receiver.chain_problems() == []
     starts = [e for e in receiver.events() if e.type == "agent.started"]
     assert len(starts) == 5

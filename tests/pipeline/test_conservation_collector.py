@@ -5,14 +5,13 @@ import random
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-from boothguard.agent.client import request
 from boothguard.events import Event, verify_chain
 from tests.collector.proc import CollectorProcess
 from tests.helpers.agent import AgentProcess
+from tests.helpers.load import Emitter
 
 
 def test_agent_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -40,29 +39,15 @@ def test_agent_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(tmp_
     )
     assert enroll.returncode == 0, enroll.stderr
     agent.start()
-    confirmed: list[int] = []
-    stop = threading.Event()
-
-    def emitter() -> None:
-        i = 0
-        while not stop.is_set() and i < 20000:
-            i += 1
-            try:
-                confirmed.append(request(agent.socket, "emit", type="custom.load", data={"i": i})["seq"])
-            except Exception:
-                time.sleep(0.01)
-
-    thread = threading.Thread(target=emitter, daemon=True)
-    thread.start()
     rng = random.Random(11)
+    emitter = Emitter(agent.socket).start()
     try:
         for _ in range(3):
             time.sleep(rng.uniform(0.8, 1.6))
             agent.kill()
             agent.start()
         time.sleep(0.5)
-        stop.set()
-        thread.join(timeout=30)
+        emitter.stop()
         deadline = time.monotonic() + 60
         assert agent.proc is not None
         assert agent.proc.poll() is None, agent.lines[-30:]
@@ -70,15 +55,15 @@ def test_agent_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(tmp_
             time.sleep(0.1)
         assert agent.request("status")["spool"]["depth"] == 0
     finally:
-        stop.set()
+        emitter.stop()
         agent.stop()
         collector.stop()
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT seq, raw FROM events ORDER BY seq").fetchall()
     seqs = [seq for seq, _ in rows]
-    assert len(confirmed) > 100
+    assert len(emitter.confirmed) > 100
     assert seqs == list(range(1, len(seqs) + 1)), "a seq is missing or stored twice"
-    assert set(confirmed) <= set(seqs)
+    assert set(emitter.confirmed) <= set(seqs)
     events = [Event.model_validate_json(raw) for _, raw in rows]
     assert [p for p in verify_chain(events) if p.kind != "declared_gap"] == []
     assert sum(e.type == "agent.started" for e in events) == 4
