@@ -56,11 +56,14 @@ class HttpSink:
         except OSError:
             return None
 
+    def encode(self, bodies: tuple[bytes, ...]) -> bytes:
+        return gzip.compress(b"\n".join(bodies) + b"\n", self.compress_level)
+
     async def send(self, batch: Batch) -> Outcome:
         token = self._token()
         if token is None:
             return Retry(f"no token in {self.token_file}; run boothguard enroll")
-        body = gzip.compress(b"\n".join(batch.bodies) + b"\n", self.compress_level)
+        body = batch.payload if batch.payload is not None else self.encode(batch.bodies)
         headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/x-ndjson",

@@ -61,21 +61,48 @@ class Shipper:
         return started is not None and self.monotonic() - started > 3 * self.settings.timeout
 
     async def run(self) -> None:
+        ready: Batch | None = None
         while True:
-            rows = await self._next_batch()
-            if await self._deliver(rows):
+            if ready is None:
+                ready = await self._prepare(await self._next_batch())
+            # With a backlog, read and encode the next batch while this one is on the wire.
+            full = self._full(len(ready.seqs), sum(len(b) + 1 for b in ready.bodies))
+            ahead = asyncio.create_task(self._prefetch(ready.seqs[-1])) if full else None
+            ok = await self._deliver(ready)
+            ready = None
+            if ahead is not None:
+                if ok:
+                    ready = await ahead
+                else:
+                    ahead.cancel()
+                    await asyncio.gather(ahead, return_exceptions=True)
+            if ok:
                 self._attempt = 0
                 self.stats.failures = 0
                 self.stats.next_delay = 0.0
             else:
                 await self._backoff()
 
+    async def _prepare(self, rows: list[Pending]) -> Batch:
+        bodies = tuple(r.body for r in rows)
+        payload = await asyncio.to_thread(self.sink.encode, bodies)
+        return Batch(tuple(r.seq for r in rows), bodies, payload)
+
+    async def _prefetch(self, after_seq: int) -> Batch | None:
+        s = self.settings
+        rows = await self.writer.call(
+            self.writer.spool.pending, s.batch_max_events, s.batch_max_bytes, after_seq
+        )
+        if not rows or not self._full_rows(rows):  # not full: the normal path waits for more first
+            return None
+        return await self._prepare(rows)
+
     async def _next_batch(self) -> list[Pending]:
         s = self.settings
         while True:
             self.writer.committed.clear()
             rows = await self.writer.call(self.writer.spool.pending, s.batch_max_events, s.batch_max_bytes)
-            if rows and self._full(rows):
+            if rows and self._full_rows(rows):
                 return rows
             if rows:
                 wait = self._deadline(rows) - self.wall()
@@ -86,10 +113,12 @@ class Shipper:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.writer.committed.wait(), wait)
 
-    def _full(self, rows: list[Pending]) -> bool:
+    def _full_rows(self, rows: list[Pending]) -> bool:
+        return self._full(len(rows), sum(len(r.body) + 1 for r in rows))
+
+    def _full(self, count: int, size: int) -> bool:
         s = self.settings
-        size = sum(len(r.body) + 1 for r in rows)
-        return len(rows) >= s.batch_max_events or size >= s.batch_max_bytes * 0.9
+        return count >= s.batch_max_events or size >= s.batch_max_bytes * 0.9
 
     def _deadline(self, rows: list[Pending]) -> float:
         s = self.settings
@@ -99,37 +128,39 @@ class Shipper:
             deadline = min(deadline, min(urgent) + s.urgent_max_wait)
         return deadline
 
-    async def _deliver(self, rows: list[Pending]) -> bool:
-        """True when every row was acknowledged or dead-lettered; False to back off and retry."""
-        batch = Batch(tuple(r.seq for r in rows), tuple(r.body for r in rows))
+    async def _deliver(self, batch: Batch) -> bool:
+        """True when every event was acknowledged or dead-lettered; False to back off and retry."""
         self.send_started = self.monotonic()
         try:
             outcome = await self.sink.send(batch)
         finally:
             self.send_started = None
         if isinstance(outcome, Accepted):
-            await self._accepted(rows, outcome)
+            await self._accepted(batch, outcome)
             return True
         if isinstance(outcome, Split):
-            if len(rows) == 1:
-                await self._dead_letter([(rows[0].seq, f"refused alone: {outcome.reason}")])
+            if len(batch.seqs) == 1:
+                await self._dead_letter([(batch.seqs[0], f"refused alone: {outcome.reason}")])
                 return True
-            _log.info("ship_split", size=len(rows), reason=outcome.reason)
-            half = len(rows) // 2
-            return await self._deliver(rows[:half]) and await self._deliver(rows[half:])
+            _log.info("ship_split", size=len(batch.seqs), reason=outcome.reason)
+            half = len(batch.seqs) // 2
+            first = Batch(batch.seqs[:half], batch.bodies[:half])
+            second = Batch(batch.seqs[half:], batch.bodies[half:])
+            return await self._deliver(first) and await self._deliver(second)
         assert isinstance(outcome, Retry)
         self._failed(outcome)
         return False
 
-    async def _accepted(self, rows: list[Pending], outcome: Accepted) -> None:
+    async def _accepted(self, batch: Batch, outcome: Accepted) -> None:
         answer = outcome.answer
-        rejected = {r.index: r.error for r in answer.rejected if 0 <= r.index < len(rows)}
+        seqs = batch.seqs
+        rejected = {r.index: r.error for r in answer.rejected if 0 <= r.index < len(seqs)}
         if rejected:
-            await self._dead_letter([(rows[i].seq, err) for i, err in sorted(rejected.items())])
+            await self._dead_letter([(seqs[i], err) for i, err in sorted(rejected.items())])
         await self.writer.call(
-            self.writer.spool.ack, [r.seq for i, r in enumerate(rows) if i not in rejected]
+            self.writer.spool.ack, [seq for i, seq in enumerate(seqs) if i not in rejected]
         )
-        self.stats.shipped += len(rows) - len(rejected)
+        self.stats.shipped += len(seqs) - len(rejected)
         self.stats.batches += 1
         self.stats.duplicates += answer.duplicates
         self.stats.last_success = self.wall()

@@ -12,6 +12,7 @@ from boothguard.wire import IngestAnswer
 class Batch:
     seqs: tuple[int, ...]
     bodies: tuple[bytes, ...]
+    payload: bytes | None = None  # already encoded by Sink.encode (off the event loop), else the sink does it
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ Outcome = Accepted | Retry | Split
 
 
 class Sink(Protocol):
+    def encode(self, bodies: tuple[bytes, ...]) -> bytes:
+        """The request payload for these events; pure CPU, safe to run in a worker thread."""
+
     async def send(self, batch: Batch) -> Outcome: ...
 
     async def close(self) -> None: ...
