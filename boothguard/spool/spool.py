@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import sqlite3
 import time
@@ -30,6 +29,7 @@ from boothguard.events import (
     merge_ranges,
     seal_bytes,
 )
+from boothguard.spool.files import Ballast, Reservation, SeqSidecar, move_aside
 
 _log = log.get("spool")
 
@@ -85,9 +85,8 @@ class Spool:
         self.host, self.agent = host, agent
         self.max_bytes = max_bytes
         self.clock = clock
-        self.reserve_bytes = reserve_bytes
-        self._sidecar = path.with_name(path.name + ".seq")
-        self._reserve = path.with_name(path.name + ".reserve")
+        self._sidecar = SeqSidecar(path.with_name(path.name + ".seq"))
+        self._ballast = Ballast(path.with_name(path.name + ".reserve"), reserve_bytes)
         self._db: sqlite3.Connection | None = None
         self.head_seq = 0
         self.head_hash = ZERO_HASH
@@ -102,21 +101,21 @@ class Spool:
     def open(self) -> list[dict[str, Any]]:
         """Open (recovering from corruption); returns recovery events already committed."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        sidecar = self._read_sidecar()
+        sidecar = self._sidecar.read()
         existed = self.path.exists() and self.path.stat().st_size > 0
         problem = self._try_open() if existed else None
         if problem is not None:
-            moved = self._move_aside()
+            moved = move_aside(self.path, time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.clock())))
             _log.error("spool_corrupt", path=str(self.path), moved_to=str(moved), error=problem)
             self._try_open_or_raise()
             self._restart_chain(sidecar, "corrupt", {"moved_to": str(moved), "error": problem})
         else:
             if not existed:
                 self._try_open_or_raise()
-            if self.head_seq == 0 and sidecar["reserved"] > 0:
+            if self.head_seq == 0 and sidecar.reserved > 0:
                 # The file vanished, was emptied or replaced while seqs had been handed out.
                 self._restart_chain(sidecar, "corrupt", {"error": "spool file missing or empty"})
-        self._ensure_reserve()
+        self._ballast.ensure()
         return self._flush_notes()
 
     def _try_open(self) -> str | None:
@@ -159,66 +158,23 @@ class Spool:
         self.dropped_full = int(meta.get("dropped_full", 0))
         self._bytes = int(db.execute("SELECT coalesce(sum(length(body)), 0) FROM events").fetchone()[0])
         # A sidecar behind the file (lost, or restored from a backup) is rewritten on the next append.
-        self._reserved = max(self._read_sidecar()["reserved"], self.head_seq)
+        self._reserved = max(self._sidecar.read().reserved, self.head_seq)
 
-    def _restart_chain(self, sidecar: dict[str, int], reason: str, extra: dict[str, Any]) -> None:
-        lo, hi = sidecar["acked"] + 1, sidecar["reserved"]
+    def _restart_chain(self, sidecar: Reservation, reason: str, extra: dict[str, Any]) -> None:
+        lo, hi = sidecar.acked + 1, sidecar.reserved
         self.head_seq, self.head_hash = hi, ZERO_HASH
         self._reserved = hi
         data = {"reason": reason, "from_seq": lo, "to_seq": hi, "count": hi - lo + 1, "exact": False}
         self._pending_notes.append(Draft("spool.gap", "high", {**data, **extra, "chain_restart": True}))
-
-    def _move_aside(self) -> Path:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.clock()))
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(str(self.path) + suffix)
-            if src.exists():
-                src.rename(Path(str(target) + suffix))
-        return target
-
-    # -- sidecar and reserve file ---------------------------------------------------------------------
-
-    def _read_sidecar(self) -> dict[str, int]:
-        try:
-            raw = json.loads(self._sidecar.read_text())
-            return {"reserved": int(raw["reserved"]), "acked": int(raw.get("acked", 0))}
-        except (OSError, ValueError, KeyError, TypeError):
-            return {"reserved": 0, "acked": 0}
-
-    def _write_sidecar(self, reserved: int, committed_head: int) -> None:
-        acked = self._acked_watermark(committed_head)
-        tmp = self._sidecar.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            fh.write(json.dumps({"reserved": reserved, "acked": acked}))
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(self._sidecar)
-        dirfd = os.open(self._sidecar.parent, os.O_RDONLY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
-        self._reserved = reserved
 
     def _acked_watermark(self, committed_head: int) -> int:
         # Every seq below the oldest one still spooled has been acknowledged (or dropped and declared).
         row = self._conn.execute("SELECT min(seq) FROM events").fetchone()
         return (int(row[0]) - 1) if row[0] is not None else committed_head
 
-    def _ensure_reserve(self) -> None:
-        """Keep a ballast file we can delete to survive ENOSPC long enough to report it."""
-        if self._reserve.exists() or self.reserve_bytes <= 0:
-            return
-        try:
-            fd = os.open(self._reserve, os.O_CREAT | os.O_WRONLY, 0o600)
-            try:
-                os.posix_fallocate(fd, 0, self.reserve_bytes)
-            finally:
-                os.close(fd)
-        except OSError:
-            with contextlib.suppress(OSError):
-                self._reserve.unlink()
+    def _reserve_seqs(self, upto: int, committed_head: int) -> None:
+        self._sidecar.write(Reservation(upto, self._acked_watermark(committed_head)))
+        self._reserved = upto
 
     # -- writing --------------------------------------------------------------------------------------
 
@@ -227,10 +183,6 @@ class Spool:
         if self._db is None:
             raise PersistenceError("spool is not open")
         return self._db
-
-    def note(self, draft: Draft) -> None:
-        """Queue an internal event (e.g. a loss report) for the next commit."""
-        self._pending_notes.append(draft)
 
     def append_batch(self, drafts: Sequence[Draft]) -> list[tuple[Draft, dict[str, Any]]]:
         """Seal and commit drafts in one transaction (group commit). Raises PersistenceError.
@@ -273,7 +225,7 @@ class Spool:
                     size = sum(len(b) for *_, b in bodies)
             last_seq = bodies[-1][2] if bodies else self.head_seq
             if last_seq > self._reserved:
-                self._write_sidecar(last_seq + RESERVE_STEP, head_seq)
+                self._reserve_seqs(last_seq + RESERVE_STEP, head_seq)
             db.executemany(
                 "INSERT INTO events (seq, rank, body, created) VALUES (?, ?, ?, ?)",
                 [(seq, rank, raw, now) for _, _, seq, rank, raw in bodies],
@@ -295,8 +247,7 @@ class Spool:
             raise
         self._bytes += size
         if self.disk_full:
-            self._ensure_reserve()
-            self.disk_full = not self._reserve.exists()
+            self.disk_full = not self._ballast.ensure()
         return [(draft, body) for draft, body, _, _, _ in bodies]
 
     def _seal_all(
@@ -369,8 +320,7 @@ class Spool:
             self._pending_notes.append(
                 Draft("spool.disk_full", "critical", {"path": str(self.path), "reserve_released": True})
             )
-        with contextlib.suppress(FileNotFoundError):
-            self._reserve.unlink()
+        self._ballast.release()
         if attempt >= 1:
             # Free pages inside the file for the inserts to reuse; the loss is declared as a gap.
             gap = self._shrink(self._bytes // 2)
