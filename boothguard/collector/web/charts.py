@@ -22,12 +22,13 @@ SEVERITY_COLOURS = {
 
 
 def _nice_max(value: int) -> int:
-    """The smallest 1, 2, 2.5 or 5 x 10^k that is at least `value` (and at least 5)."""
+    """An axis top of 4 whole steps (1, 2, 2.5, 5 x 10^k, integer) covering `value`."""
     k = 1
     while True:
         for m in (1, 2, 2.5, 5):
-            if (c := int(m * k)) >= max(value, 5):
-                return c
+            step = m * k
+            if step == int(step) and 4 * step >= value:
+                return int(4 * step)
         k *= 10
 
 

@@ -39,7 +39,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
@@ -195,9 +195,8 @@ class Dashboard:
                 resp.delete_cookie(auth.SESSION_COOKIE, path="/")
             return self.secure(resp, request)
         t = i18n.Translator(self.lang(request))
-        return self.render(
-            request, "error.html", exc.status, who, message=t(exc.key, **exc.kw), code=exc.status
-        )
+        kw = {k: t(f"role.{v}") if k == "role" else v for k, v in exc.kw.items()}
+        return self.render(request, "error.html", exc.status, who, message=t(exc.key, **kw), code=exc.status)
 
 
 def _here(request: Request) -> str:
@@ -358,7 +357,9 @@ def build_router(svc: Services) -> APIRouter:  # noqa: PLR0915 - one route table
     async def alert_rows(f: AlertFilter) -> dict[str, Any]:
         rows = await run(queries.list_alerts, d.engine, f)
         query = urlencode(f.as_query())
+        counts = await run(queries.alert_counts, d.engine)
         return {
+            "counts": counts,
             "back": "/?" + query if query else "/",
             "alerts": [dict(a, first_iso=_iso(a["first_seen"]), last_iso=_iso(a["last_seen"])) for a in rows],
         }
@@ -369,11 +370,10 @@ def build_router(svc: Services) -> APIRouter:  # noqa: PLR0915 - one route table
         who = await d.require(request)
         f = alert_filter(request)
         ctx = await alert_rows(f)
-        counts = await run(queries.alert_counts, d.engine)
         types = await run(queries.alert_types, d.engine)
         hosts = await run(queries.host_names, d.engine)
         return d.render(
-            request, "alerts.html", who=who, f=f, counts=counts, types=types, hosts=hosts,
+            request, "alerts.html", who=who, f=f, types=types, hosts=hosts,
             query=urlencode(f.as_query()), **ctx,
         )  # fmt: skip
 

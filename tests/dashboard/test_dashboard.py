@@ -1,0 +1,340 @@
+"""The dashboard in headless Chromium against a real collector process and agents posting real events."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from boothguard.events import Draft
+from tests.dashboard.harness import PASSWORDS, Agent, Collector, run_collector
+
+pw = pytest.importorskip("playwright.sync_api")
+expect = pw.expect
+TIMEOUT = 15_000  # ms, for every wait on the page
+
+
+def login(
+    browser: Any, col: Collector, user: str, *, locale: str = "ja-JP", password: str | None = None
+) -> Any:
+    ctx = browser.new_context(
+        locale=locale, timezone_id="Asia/Tokyo", viewport={"width": 1440, "height": 900}
+    )
+    ctx.set_default_timeout(TIMEOUT)
+    page = ctx.new_page()
+    page.goto(f"{col.base}/")
+    assert "/login" in page.url  # not logged in: sent to the login page
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password or PASSWORDS[user])
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    return page
+
+
+def shot(page: Any, artifacts: Path, name: str) -> None:
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+
+def booth(col: Collector, host_id: str, name: str, *, user: str = "operator01") -> Agent:
+    agent = Agent(col.base, host_id, name).enroll()
+    agent.send(
+        Draft("agent.started", "info", {"usb_mode": "enforce", "version": "0.1.0"}),
+        Draft("session.started", "info", {"session": "c1"}, user),
+        Draft("agent.heartbeat", "info", {"interval_seconds": 60, "spool_depth": 3}),
+    )
+    return agent
+
+
+def test_alert_live_ack_filter_timeline_export_lock(
+    browser: Any, collector: Collector, artifacts: Path
+) -> None:
+    agent = booth(collector, "host-aaa", "booth-07")
+    page = login(browser, collector, "boss")
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    # Japanese from Accept-Language (locale ja-JP), no reload from here on: a marker survives only then.
+    expect(page.locator("h1")).to_have_text("アラート受信箱")
+    page.evaluate("window.__noReload = 42")
+    agent.send(Draft("usb.storage.detected", "high", {"vid": "0781", "pid": "5567"}, "operator01"))
+    row = page.locator("tr[data-alert-type='usb.storage.detected']")
+    expect(row).to_have_count(1)  # appeared live
+    assert page.evaluate("window.__noReload") == 42
+    expect(row.locator(".badge")).to_have_text("高")
+    agent.send(Draft("usb.storage.detected", "high", {"vid": "0781", "pid": "5567"}, "operator01"))
+    expect(row.locator(".repeat")).to_have_text("\u00d72")  # "x2": the repeat is grouped, live
+    assert page.evaluate("window.__noReload") == 42
+    shot(page, artifacts, "01-alerts-ja")
+
+    row.locator("button.ack").click()
+    page.wait_for_load_state()
+    row = page.locator("tr[data-alert-type='usb.storage.detected']")
+    expect(row.locator(".state")).to_have_text("確認済み")
+    expect(row).to_contain_text("確認者: boss")
+    alert_id = row.get_attribute("data-alert-id")
+    assert ("boss", alert_id) in collector.audit("alert.ack")
+    assert collector.sql("SELECT state, acked_by FROM alerts WHERE id = ?", (alert_id,)) == [
+        ("acked", "boss")
+    ]
+
+    # filters: severity, state, host, type
+    page.select_option("select[name=severity]", "critical")
+    page.wait_for_url(re.compile(r"severity=critical"))
+    expect(page.locator("tr[data-alert-id]")).to_have_count(0)
+    expect(page.locator("tr.none")).to_contain_text("該当するアラートはありません")
+    page.goto(f"{collector.base}/?state=open")
+    expect(page.locator("tr[data-alert-id]")).to_have_count(0)
+    page.goto(f"{collector.base}/?state=acked&host=host-aaa&type=usb.*")
+    expect(page.locator("tr[data-alert-id]")).to_have_count(1)
+
+    # timeline of the booth, with the Japanese labels of event types
+    page.click(f"tr[data-alert-id='{alert_id}'] a")
+    page.wait_for_url(re.compile(r"/timeline\?host=host-aaa"))
+    expect(page.locator("ol.timeline li")).to_have_count(5)
+    expect(page.locator("ol.timeline")).to_contain_text("USBストレージを検出")
+    shot(page, artifacts, "02-timeline-ja")
+    page.goto(f"{collector.base}/timeline?user=operator01")
+    expect(page.locator("ol.timeline li")).to_have_count(3)
+
+    # events: search and the charts (SVG bars drawn on the server)
+    page.goto(f"{collector.base}/events?type=usb.*")
+    expect(page.locator("table.events tbody tr")).to_have_count(2)
+    bars = page.locator("svg.chart").first.locator("rect title")
+    assert bars.count() >= 2  # at least the agent and usb categories
+    expect(page.locator("svg.chart").nth(1)).to_contain_text("高")
+    page.goto(f"{collector.base}/events")
+    shot(page, artifacts, "03-events-ja")
+
+    # incident export: CSV and JSON contents, and the printable page
+    csv_text = page.request.get(f"{collector.base}/export?host=host-aaa&format=csv").text()
+    comments = [line for line in csv_text.lstrip("\ufeff").splitlines() if line.startswith("#")]
+    assert any("chain host=host-aaa seq=1-5 checked=5 ok=true problems=none" in c for c in comments), comments
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                "\n".join(line for line in csv_text.lstrip("\ufeff").splitlines() if not line.startswith("#"))
+            )
+        )
+    )
+    assert [r["seq"] for r in rows] == ["1", "2", "3", "4", "5"]
+    assert rows[3]["type"] == "usb.storage.detected"
+    assert rows[3]["user"] == "operator01"
+    assert json.loads(rows[3]["data"]) == {"pid": "5567", "vid": "0781"}
+    exported = page.request.get(f"{collector.base}/export?host=host-aaa&format=json").json()
+    assert exported["chain_verification"]["ok"] is True
+    assert exported["chain_verification"]["hosts"][0]["events_checked"] == 5
+    assert len(exported["events"]) == 5
+    assert exported["summary"]["by_type"]["usb.storage.detected"] == 2
+    assert exported["alerts"][0]["count"] == 2
+    assert exported["alerts"][0]["acked_by"] == "boss"
+    page.goto(f"{collector.base}/timeline?host=host-aaa")
+    page.click("#export-html")
+    expect(page.locator("#chain-result")).to_contain_text("検証成功")
+    expect(page.locator("h1")).to_contain_text("漏えい等報告")
+    shot(page, artifacts, "04-export-ja")
+    assert len(collector.audit("incident.export")) == 3
+
+    # remote lock: confirmation page, then the command rides on the booth's next upload
+    page.goto(f"{collector.base}/hosts")
+    host_row = page.locator("tr[data-host-id='host-aaa']")
+    expect(host_row).to_contain_text("オンライン")
+    expect(host_row).to_contain_text("強制")  # USB mode enforce
+    expect(host_row).to_contain_text("稼働中")  # watcher
+    shot(page, artifacts, "05-hosts-ja")
+    host_row.locator("a.lock").click()
+    expect(page.locator("h1")).to_have_text("ブースを遠隔ロック")
+    page.fill("input[name=reason]", "画面撮影の疑い")
+    shot(page, artifacts, "06-lock-confirm-ja")
+    page.click("#confirm-lock")
+    expect(page.locator("#lock-sent")).to_contain_text("host-aaa")
+    expect(page.locator("tr[data-host-id='host-aaa']")).to_contain_text("配信待ち")
+    answer = agent.send(Draft("agent.heartbeat", "info", {"interval_seconds": 60, "spool_depth": 0}))
+    assert [(c["type"], c.get("reason")) for c in answer["commands"]] == [("lock", "画面撮影の疑い")]
+    cid = answer["commands"][0]["id"]
+    assert collector.sql("SELECT created_by FROM commands WHERE id = ?", (cid,)) == [("boss",)]
+    assert ("boss", "host-aaa") in collector.audit("command.create")
+
+    # switch to English; the choice sticks (cookie)
+    page.click("a[href^='/lang/en']")
+    expect(page.locator("h1")).to_have_text("Booths")
+    page.goto(f"{collector.base}/")
+    expect(page.locator("h1")).to_have_text("Alerts inbox")
+    shot(page, artifacts, "07-alerts-en")
+
+    # nothing was fetched from anywhere but the collector
+    assert requests
+    assert all(u.startswith(collector.base) for u in requests), requests
+    page.context.close()
+
+
+def test_security_headers_and_cookies(browser: Any, collector: Collector) -> None:
+    page = login(browser, collector, "vic", locale="en-US")
+    response = page.goto(f"{collector.base}/hosts")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "default-src 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert response.headers["x-frame-options"] == "DENY"
+    cookie = next(c for c in page.context.cookies() if c["name"] == "bg_session")
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    assert not cookie["secure"]
+    expect(page.locator("h1")).to_have_text("Booths")  # English from Accept-Language
+    assert page.locator("script:not([src])").count() == 0  # no inline script
+    page.context.close()
+
+
+def test_wrong_password_refused_then_throttled(browser: Any, collector: Collector, artifacts: Path) -> None:
+    page = login(browser, collector, "tom", password="wrong-password")
+    expect(page.locator("#login-error")).to_have_text("ユーザー名またはパスワードが正しくありません。")
+    assert not [c for c in page.context.cookies() if c["name"] == "bg_session"]
+    shot(page, artifacts, "08-login-wrong-ja")
+    for _ in range(4):
+        page.fill("input[name=username]", "tom")
+        page.fill("input[name=password]", "still-wrong")
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+    # the right password no longer helps: the account is throttled
+    page.fill("input[name=username]", "tom")
+    page.fill("input[name=password]", PASSWORDS["tom"])
+    page.click("button[type=submit]")
+    expect(page.locator("#login-error")).to_contain_text("ログイン失敗が多すぎます")
+    assert not [c for c in page.context.cookies() if c["name"] == "bg_session"]
+    assert len([a for a in collector.audit("login.failed") if a[0] == "tom"]) == 5
+    assert ("tom", "tom") in collector.audit("login.throttled")
+    page.context.close()
+
+
+def test_expired_session_goes_back_to_login(browser: Any, collector: Collector) -> None:
+    page = login(browser, collector, "ana")
+    expect(page.locator("h1")).to_have_text("アラート受信箱")
+    # the session's expiry passes (as stored by the collector)
+    collector.sql("UPDATE api_sessions SET expires_at = ? WHERE user = 'ana'", (time.time() - 1,))
+    page.goto(f"{collector.base}/hosts")
+    assert "/login" in page.url
+    assert "expired=1" in page.url
+    expect(page.locator("#expired")).to_contain_text("有効期限が切れました")
+    assert (
+        page.request.get(f"{collector.base}/alerts/rows", headers={"X-Requested-With": "fetch"}).status == 401
+    )
+    page.context.close()
+
+
+def test_forged_csrf_token_refused(browser: Any, collector: Collector, artifacts: Path) -> None:
+    agent = booth(collector, "host-csrf", "booth-csrf")
+    agent.send(Draft("screen.lock_failed", "critical", {"session": "c1"}, "operator02"))
+    page = login(browser, collector, "ana")
+    row = page.locator("tr[data-alert-type='screen.lock_failed']")
+    expect(row).to_have_count(1)
+    alert_id = row.get_attribute("data-alert-id")
+    page.evaluate("document.querySelectorAll('input[name=csrf]').forEach(e => e.value = 'forged-token')")
+    row.locator("button.ack").click()
+    expect(page.locator("#error-message")).to_contain_text("CSRF")
+    assert page.locator("#error-message").get_attribute("data-status") == "403"
+    shot(page, artifacts, "09-csrf-refused-ja")
+    assert collector.sql("SELECT state FROM alerts WHERE id = ?", (alert_id,)) == [("open",)]
+    assert ("ana", f"/alerts/{alert_id}/ack") in collector.audit("dashboard.csrf_refused")
+    # a request without the token at all is refused the same way
+    r = page.request.post(f"{collector.base}/alerts/{alert_id}/ack", form={"next": "/"})
+    assert r.status == 403
+    # a cross-site origin is refused even with the right token
+    token = page.locator("meta[name=csrf-token]").get_attribute("content")
+    r = page.request.post(
+        f"{collector.base}/alerts/{alert_id}/ack",
+        form={"csrf": token},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert r.status == 403
+    assert collector.sql("SELECT state FROM alerts WHERE id = ?", (alert_id,)) == [("open",)]
+    page.context.close()
+
+
+def test_viewer_cannot_lock_or_ack(browser: Any, collector: Collector) -> None:
+    agent = booth(collector, "host-view", "booth-view")
+    agent.send(Draft("screenshot.detected", "high", {"tool": "scrot"}, "operator03"))
+    page = login(browser, collector, "vic")
+    row = page.locator("tr[data-alert-type='screenshot.detected']")
+    expect(row).to_have_count(1)
+    assert row.locator("button").count() == 0  # no ack/resolve for a viewer
+    alert_id = row.get_attribute("data-alert-id")
+    page.goto(f"{collector.base}/hosts")
+    assert page.locator("a.lock").count() == 0
+    token = page.locator("meta[name=csrf-token]").get_attribute("content")
+    assert token
+    before = collector.sql("SELECT COUNT(*) FROM commands")[0][0]
+    r = page.request.post(f"{collector.base}/hosts/host-view/lock", form={"csrf": token, "confirm": "yes"})
+    assert r.status == 403
+    assert "管理者" in r.text()
+    r = page.request.post(f"{collector.base}/alerts/{alert_id}/ack", form={"csrf": token})
+    assert r.status == 403
+    assert page.goto(f"{collector.base}/hosts/host-view/lock").status == 403
+    assert page.goto(f"{collector.base}/export?host=host-view&format=json").status == 403
+    assert collector.sql("SELECT COUNT(*) FROM commands")[0][0] == before
+    assert collector.sql("SELECT state FROM alerts WHERE id = ?", (alert_id,)) == [("open",)]
+    answer = agent.send(Draft("agent.heartbeat", "info", {"interval_seconds": 60}))
+    assert answer["commands"] == []
+    page.context.close()
+
+
+def test_export_reports_a_tampered_record(browser: Any, collector: Collector, artifacts: Path) -> None:
+    agent = booth(collector, "host-tamper", "booth-tamper", user="operator04")
+    agent.send(
+        Draft("clipboard.copy", "medium", {"pii": {"phone_jp": 2}, "length": 40}, "operator04"),
+        Draft("screen.locked", "info", {}, "operator04"),
+    )
+    page = login(browser, collector, "ana")
+    clean = page.request.get(f"{collector.base}/export?host=host-tamper&format=json").json()
+    assert clean["chain_verification"]["ok"] is True
+    # someone with database access rewrites the copy's counts and deletes the lock record
+    (raw,) = collector.sql("SELECT raw FROM events WHERE host_id = 'host-tamper' AND seq = 4")[0]
+    collector.sql(
+        "UPDATE events SET raw = ? WHERE host_id = 'host-tamper' AND seq = 4",
+        (json.dumps({**json.loads(raw), "data": {"pii": {"phone_jp": 0}, "length": 40}}),),
+    )
+    collector.sql("DELETE FROM events WHERE host_id = 'host-tamper' AND seq = 3")
+    exported = page.request.get(f"{collector.base}/export?host=host-tamper&format=json").json()
+    chain = exported["chain_verification"]
+    assert chain["ok"] is False
+    problems = {(p["kind"], p["from_seq"], p["to_seq"]) for p in chain["hosts"][0]["problems"]}
+    assert ("bad_hash", 4, 4) in problems
+    assert ("gap", 3, 3) in problems
+    csv_text = page.request.get(f"{collector.base}/export?host=host-tamper&format=csv").text()
+    assert "ok=false" in csv_text
+    assert "bad_hash:4-4" in csv_text
+    page.goto(f"{collector.base}/export?host=host-tamper&format=html")
+    expect(page.locator("#chain-result")).to_contain_text("問題あり")
+    shot(page, artifacts, "10-export-tampered-ja")
+    page.context.close()
+
+
+def test_secure_cookie_over_tls(browser: Any, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"openssl cannot make a test certificate: {made.stderr.decode()[:200]}")
+    with run_collector(tmp_path / "tls", tls=(cert, key), users=("vic",)) as col:
+        ctx = browser.new_context(locale="en-US", ignore_https_errors=True)
+        ctx.set_default_timeout(TIMEOUT)
+        page = ctx.new_page()
+        page.goto(f"{col.base}/login")
+        page.fill("input[name=username]", "vic")
+        page.fill("input[name=password]", PASSWORDS["vic"])
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Alerts inbox")
+        cookie = next(c for c in ctx.cookies() if c["name"] == "bg_session")
+        assert cookie["secure"]
+        assert cookie["httpOnly"]
+        assert cookie["sameSite"] == "Strict"
+        response = page.goto(f"{col.base}/")
+        assert "max-age" in response.headers["strict-transport-security"]
+        ctx.close()
