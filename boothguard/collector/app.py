@@ -123,6 +123,9 @@ def create_app(svc: Services) -> FastAPI:
     _agent_routes(app, svc)
     _user_routes(app, svc)
     _ops_routes(app, svc)
+    from boothguard.collector.web import mount_dashboard  # the security dashboard at / (issue 7)
+
+    mount_dashboard(app, svc)
     return app
 
 
