@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,6 +12,34 @@ from typing import Any
 from pydantic import ValidationError
 
 from boothguard.events import Event
+
+# The envelope's fields, in the sorted order canonical JSON puts them; the fast hash below assumes them.
+_FIELDS = ("agent", "data", "hash", "host", "id", "prev_hash", "seq", "severity", "time", "type", "user")
+_FAST = tuple(sorted(Event.model_fields)) == _FIELDS
+_esc = json.encoder.encode_basestring  # the C string escaper json.dumps uses
+_data_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def hash_ok(ev: Event) -> bool:
+    """`ev.hash_ok()`, about twice as fast: only `data` goes through the generic sorted-key encoder.
+
+    Produces the same bytes as `boothguard.events.canonical_json`; a mismatch is re-checked the slow way, so
+    a change to the envelope can cost speed, never correctness.
+    """
+    if _FAST and hashlib.sha256(fast_canonical(ev).encode()).hexdigest() == ev.hash:
+        return True
+    return ev.hash_ok()
+
+
+def fast_canonical(ev: Event) -> str:
+    """The canonical JSON of `ev` without its hash (what the chain hashes), built field by field."""
+    user = "null" if ev.user is None else _esc(ev.user)
+    return (
+        f'{{"agent":{{"version":{_esc(ev.agent.version)}}},"data":{_data_json(ev.data)},'
+        f'"host":{{"id":{_esc(ev.host.id)},"name":{_esc(ev.host.name)}}},"id":{_esc(ev.id)},'
+        f'"prev_hash":{_esc(ev.prev_hash)},"seq":{ev.seq},"severity":{_esc(ev.severity)},'
+        f'"time":{_esc(ev.time)},"type":{_esc(ev.type)},"user":{user}}}'
+    )
 
 
 class BodyError(Exception):
@@ -133,7 +163,7 @@ def parse_lines(body: bytes, *, max_event_bytes: int, max_events: int) -> tuple[
         except ValidationError as exc:
             rejected.append(Rejection(index, _first_error(exc)))
             continue
-        if not event.hash_ok():
+        if not hash_ok(event):
             rejected.append(Rejection(index, "hash does not match the event", bad_hash_seq=event.seq))
             continue
         lines.append(Line(index, event, part.decode()))

@@ -40,55 +40,89 @@ def make_batches(n: int) -> list[bytes]:
     return [ndjson(evs[i : i + BATCH]) for i in range(0, n, BATCH)]
 
 
-def ingest_rate(store: Store, batches: list[bytes]) -> float:
+def measure(name: str, url_for: Any, batches: list[bytes], n: int) -> dict[str, Any]:
+    """Batches alternate between the two paths, so drift on a busy machine hits both alike."""
+    raw_engine = db.create(url_for())
+    migrations.migrate(raw_engine)
+    store = make_store(url_for())
     store.enroll("bench-host", "bench")
-    start = time.perf_counter()
-    total = 0
-    for body in batches:
-        lines, rejected = parse_lines(body, max_event_bytes=65536, max_events=5000)
-        result = store.ingest("bench-host", lines, rejected)
-        assert result.accepted == len(lines)
-        assert not result.rejected
-        total += result.accepted
-    return total / (time.perf_counter() - start)
-
-
-def raw_rate(url: str, batches: list[bytes]) -> float:
-    engine = db.create(url)
-    migrations.migrate(engine)
-    rows_per_batch: list[list[dict[str, Any]]] = []
+    raw_rows = []
     for body in batches:
         lines, _ = parse_lines(body, max_event_bytes=65536, max_events=5000)
-        rows_per_batch.append([Store._row("bench-host", line, 0.0) for line in lines])
-    start = time.perf_counter()
-    total = 0
-    for rows in rows_per_batch:
-        with db.write(engine) as conn:
+        raw_rows.append([Store._row("bench-host", line, 0.0) for line in lines])
+    t_raw = t_ingest = 0.0
+    for body, rows in zip(batches, raw_rows, strict=True):
+        start = time.perf_counter()
+        with db.write(raw_engine) as conn:
             conn.execute(events.insert(), rows)
-        total += len(rows)
-    rate = total / (time.perf_counter() - start)
-    engine.dispose()
-    return rate
-
-
-def measure(name: str, url_for: Any, batches: list[bytes], n: int) -> dict[str, Any]:
-    raw = raw_rate(url_for(), batches)
-    store = make_store(url_for())
-    rate = ingest_rate(store, batches)
+        t_raw += time.perf_counter() - start
+        start = time.perf_counter()
+        lines, rejected = parse_lines(body, max_event_bytes=65536, max_events=5000)
+        result = store.ingest("bench-host", lines, rejected)
+        t_ingest += time.perf_counter() - start
+        assert result.accepted == len(lines) == len(rows)
+        assert not result.rejected
+    raw_engine.dispose()
     store.engine.dispose()
     return {
         "database": name,
         "events": n,
         "batch": BATCH,
-        "ingest_events_per_s": round(rate),
-        "raw_insert_events_per_s": round(raw),
-        "ratio": round(rate / raw, 3),
+        "ingest_events_per_s": round(n / t_ingest),
+        "raw_insert_events_per_s": round(n / t_raw),
+        "ratio": round(t_raw / t_ingest, 3),
+    }
+
+
+def notify_latency(rounds: int) -> dict[str, Any]:
+    """A `high` event POSTed to a real collector process → its webhook channel → a local receiver."""
+    import httpx
+
+    from tests.alerts.servers import WebhookReceiver
+    from tests.collector.proc import CollectorProcess
+
+    with tempfile.TemporaryDirectory() as tmp, WebhookReceiver() as hook:
+        secret = Path(tmp) / "enroll.secret"
+        secret.write_text("bench-secret")
+        coll = CollectorProcess(Path(tmp), f"sqlite:///{tmp}/n.db", secret, log_level="warning")
+        coll.config.write_text(
+            coll.config.read_text()
+            + "\n[alerts]\nthrottle_seconds = 0\n"
+            + f'[alerts.channels.hook]\nkind = "webhook"\nurl = "{hook.url}"\n'
+        )
+        with coll, httpx.Client(timeout=10) as http:
+            token = http.post(
+                coll.url + "/v1/enroll",
+                json={"host": {"id": "bench-host", "name": "bench"}},
+                headers={"Authorization": "Bearer bench-secret"},
+            ).json()["token"]
+            agent = FakeAgent("bench-host", "bench")
+            notify, answer = [], []
+            for i in range(rounds):
+                body = ndjson([agent.emit("usb.device.blocked", "high", {"vid": "0781", "pid": "5567"})])
+                t0 = time.perf_counter()
+                r = http.post(
+                    coll.url + "/v1/events", content=body, headers={"Authorization": f"Bearer {token}"}
+                )
+                answer.append(time.perf_counter() - t0)
+                assert r.json()["accepted"] == 1
+                got = hook.wait_for(i + 1, timeout=10)
+                notify.append(got[i].at - t0)
+
+    def pct(xs: list[float], q: float) -> float:
+        return round(sorted(xs)[min(len(xs) - 1, int(q * len(xs)))] * 1000, 2)
+
+    return {
+        "notify_rounds": rounds,
+        "ingest_answer_ms": {"p50": pct(answer, 0.5), "p99": pct(answer, 0.99)},
+        "ingest_to_webhook_ms": {"p50": pct(notify, 0.5), "p99": pct(notify, 0.99)},
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--notify-rounds", type=int, default=200)
     args = parser.parse_args()
     import logging
 
@@ -111,7 +145,8 @@ def main() -> int:
             cluster.stop()
     else:
         results.append({"database": "postgresql", "skipped": why})
-    print(json.dumps({"bench": "collector_ingest", "results": results}, indent=2))
+    latency = notify_latency(args.notify_rounds)
+    print(json.dumps({"bench": "collector_ingest", "results": results, "notify": latency}, indent=2))
     return 0
 
 
