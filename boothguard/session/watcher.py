@@ -28,12 +28,6 @@ from boothguard.session.link import AgentLink, LinkDown, Outgoing
 from boothguard.session.settings import ClipboardSection, ScreenshotSection
 
 _log = log.get("watcher")
-NOTIFY_TEXT = {
-    "away_lock": "離席のため画面をロックします。",
-    "idle_lock": "一定時間操作がないため画面をロックします。",
-    "clipboard_cleared": "個人情報を含むコピーを検出したため、クリップボードを消去しました。",
-    "screenshot_blocked": "画面キャプチャは禁止されています。",
-}
 
 
 def session_id_from_env(env: Mapping[str, str], display: str | None) -> str:
@@ -93,6 +87,7 @@ class Watcher:
         self._clipboard: Any = None
         self._record: Any = None
         self._recent: dict[tuple[Any, ...], float] = {}
+        self._presenter: Any = None
         self.link = AgentLink(
             opts.socket_path,
             registration=self._registration,
@@ -389,24 +384,13 @@ class Watcher:
         return {"ok": False, "method": None, "results": results}
 
     async def _notify(self, kind: str, params: Any) -> dict[str, Any]:
-        text = NOTIFY_TEXT.get(kind) or (str(params.get("message")) if isinstance(params, dict) else "")
-        if not text or shutil.which("notify-send") is None:
-            return {"shown": False}
-        proc = await asyncio.create_subprocess_exec(
-            "notify-send",
-            "-u",
-            "critical",
-            "boothguard",
-            text,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        try:
-            rc = await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            proc.kill()
-            return {"shown": False}
-        return {"shown": rc == 0}
+        """The agent's `notify` push: shown on the desktop in the operator's language (boothguard.notify)."""
+        if self._presenter is None:
+            from boothguard.notify.presenter import Presenter
+
+            self._presenter = Presenter({**os.environ, **self.opts.extra_env})
+        answer: dict[str, Any] = await self._presenter.present(kind, params)
+        return answer
 
     # -- events ---------------------------------------------------------------------------------------
 
@@ -459,8 +443,6 @@ class Watcher:
                     "reason": "personal_data",
                 },
             )
-            if copy.cleared:
-                self._spawn(self._notify("clipboard_cleared", {}))
 
     def _dedupe(self, key: tuple[Any, ...]) -> bool:
         now = time.monotonic()
@@ -515,8 +497,6 @@ class Watcher:
             "high" if not ok else "medium",
             {"method": method, "action": "kill", "app": app, "pid": pid, "ok": ok, "error": error},
         )
-        if ok:
-            await self._notify("screenshot_blocked", {})
 
     async def _tool_poller(self) -> None:
         from boothguard.session.tools import ToolScanner
