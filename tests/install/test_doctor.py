@@ -327,3 +327,37 @@ def test_running_agent_spool_and_collector(tmp_path: Path) -> None:
         if collector.poll() is None:
             collector.kill()
             collector.wait(timeout=10)
+
+
+def test_wayland_compositor_without_data_control(tmp_path: Path) -> None:
+    """A real compositor (weston, headless): doctor lists its globals and sees no data-control protocol."""
+    if shutil.which("weston") is None:
+        pytest.skip("weston is not installed (apt: weston)")
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    weston = subprocess.Popen(
+        ["weston", "--backend=headless-backend.so", "--socket=wl-test", "--idle-time=0"],
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (runtime / "wl-test").exists():
+            assert weston.poll() is None, "weston exited"
+            assert time.monotonic() < deadline, "weston socket never appeared"
+            time.sleep(0.05)
+        env = {"XDG_RUNTIME_DIR": str(runtime), "WAYLAND_DISPLAY": "wl-test"}
+        _, checks = doctor(agent_config(tmp_path), tmp_path, env)
+        assert status(checks, "display") == "ok", checks["display"]
+        assert "wl_compositor" in checks["display"][0]["facts"]["globals"]
+        assert status(checks, "watch clipboard") == "fail"
+        assert "data-control" in checks["watch clipboard"][0]["detail"]
+        assert status(checks, "watch idle") == "warn"
+    finally:
+        weston.terminate()
+        try:
+            weston.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            weston.kill()
+            weston.wait(timeout=10)
