@@ -8,8 +8,10 @@ import json
 import re
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -71,6 +73,10 @@ def test_alert_live_ack_filter_timeline_export_lock(
     expect(row.locator(".repeat")).to_have_text("\u00d72")  # "x2": the repeat is grouped, live
     assert page.evaluate("window.__noReload") == 42
     shot(page, artifacts, "01-alerts-ja")
+    # times are shown in the viewer's zone (the browser's: Asia/Tokyo here), from the ISO instant
+    stamp = row.locator("time").first
+    instant = datetime.fromisoformat(stamp.get_attribute("datetime").replace("Z", "+00:00"))
+    expect(stamp).to_have_text(instant.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y/%m/%d %H:%M:%S"))
 
     row.locator("button.ack").click()
     page.wait_for_load_state()
@@ -252,6 +258,11 @@ def test_forged_csrf_token_refused(browser: Any, collector: Collector, artifacts
     )
     assert r.status == 403
     assert collector.sql("SELECT state FROM alerts WHERE id = ?", (alert_id,)) == [("open",)]
+    # with the page's own token the analyst resolves it
+    page.goto(f"{collector.base}/")
+    page.locator(f"tr[data-alert-id='{alert_id}'] button.resolve").click()
+    expect(page.locator(f"tr[data-alert-id='{alert_id}'] .state")).to_have_text("解決済み")
+    assert ("ana", alert_id) in collector.audit("alert.resolve")
     page.context.close()
 
 
