@@ -105,6 +105,12 @@ def _split_key(text: str) -> list[str]:
     return [part.strip().strip("\"'") for part in text.split(".")]
 
 
+def _set_prefixes(lines: dict[KeyPath, int], path: KeyPath, number: int) -> None:
+    # `[[usb.rules]]` also opens `usb`: an error about the whole section points here if nothing else does.
+    for n in range(1, len(path) + 1):
+        lines.setdefault(path[:n], number)
+
+
 def _key_lines(text: str) -> dict[KeyPath, int]:
     """Line numbers of tables and keys; tomllib does not keep them."""
     lines: dict[KeyPath, int] = {}
@@ -116,11 +122,11 @@ def _key_lines(text: str) -> dict[KeyPath, int]:
             index = arrays.get(base, -1) + 1
             arrays[base] = index
             table = (*base, index)
-            lines.setdefault(base, number)
             lines.setdefault(table, number)
+            _set_prefixes(lines, base, number)
         elif m := _TABLE.match(raw):
             table = tuple(_split_key(m.group(1)))
-            lines.setdefault(table, number)
+            _set_prefixes(lines, table, number)
         elif m := _KEY.match(raw):
             lines.setdefault((*table, *_split_key(m.group(1))), number)
     return lines

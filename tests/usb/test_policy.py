@@ -205,14 +205,14 @@ def test_rule_errors_name_file_and_line(tmp_path: Path) -> None:
     assert any(p.startswith(f"{main}:12: usb.rules.1.interfaces_any:") and "flash_drive" in p for p in found)
     assert any(p.startswith(f"{main}:13: usb.rules.1.vendor_id:") for p in found), found
     main.write_text('[[usb.rules]]\nid = "a"\naction = "allow"\n[[usb.rules]]\nid = "a"\naction = "block"\n')
-    # Located by key only: the loader's provenance knows leaf keys, not the rules list itself.
-    assert any("usb: " in p and "duplicate rule id 'a'" in p for p in _problems(main))
+    # A model-level error is located at its table.
+    assert any(p.startswith(f"{main}:1: usb:") and "duplicate rule id 'a'" in p for p in _problems(main))
     main.write_text('[[usb.rules]]\nid = "a"\naction = "allow"\nvendor = "0b0e"\n')
     assert _problems(main) == [f"{main}:4: usb.rules.0.vendor: unknown key"]
 
 
 def test_example_config_parses(tmp_path: Path) -> None:
-    example = Path(__file__).parents[2] / "config" / "agent.d-usb.toml.example"
+    example = Path(__file__).parents[2] / "config" / "agent.toml"
     cfg = load_agent(example, env={}, check_permissions=False)
     assert cfg.usb.mode == "enforce"
     assert cfg.usb.default_rules
