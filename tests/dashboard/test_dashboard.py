@@ -193,6 +193,15 @@ def test_security_headers_and_cookies(browser: Any, collector: Collector) -> Non
     assert not cookie["secure"]
     expect(page.locator("h1")).to_have_text("Booths")  # English from Accept-Language
     assert page.locator("script:not([src])").count() == 0  # no inline script
+    assert page.request.get(f"{collector.base}/static/app.js").headers["x-content-type-options"] == "nosniff"
+    # logging out ends the session on the collector, not just in the browser
+    token = cookie["value"]
+    page.click("header form[action='/logout'] button")
+    expect(page.locator("h1")).to_have_text("Sign in")
+    assert ("vic", "vic") in collector.audit("session.logout")
+    page.context.add_cookies([{"name": "bg_session", "value": token, "url": collector.base}])
+    page.goto(f"{collector.base}/hosts")
+    assert "/login" in page.url
     page.context.close()
 
 

@@ -188,7 +188,10 @@ class Dashboard:
                 return self.secure(Response(status_code=401), request)
             expired = auth.SESSION_COOKIE in request.cookies
             target = "/login?" + urlencode(
-                {"next": _local(_here(request)), **({"expired": "1"} if expired else {})}
+                {
+                    "next": _local(_here(request) if request.method == "GET" else "/"),
+                    **({"expired": "1"} if expired else {}),
+                }
             )
             resp = RedirectResponse(target, status_code=303)
             if expired:
@@ -572,4 +575,14 @@ def _safe(text: str) -> str:
 def mount(app: FastAPI, svc: Services) -> None:
     """Serve the dashboard from the collector's app: pages at `/…`, assets at `/static/…`."""
     app.include_router(build_router(svc))
-    app.mount("/static", StaticFiles(directory=_HERE / "static"), name="dashboard-static")
+    app.mount("/static", _Static(directory=_HERE / "static"), name="dashboard-static")
+
+
+class _Static(StaticFiles):
+    """The dashboard's assets, with the same no-sniffing and framing rules as its pages."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        resp = super().file_response(*args, **kwargs)
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Cache-Control"] = "no-cache"
+        return resp
