@@ -16,6 +16,12 @@ def register(sub: Any) -> None:
     lp.add_argument("--config", type=Path, default=None, help="main config file")
     lp.add_argument("--json", action="store_true")
     lp.set_defaults(func=_list)
+    ap = usub.add_parser("allow", help="let one device through for a while (root; every step is an event)")
+    ap.add_argument("device", help="sysfs name like 1-2, or vendor:product[:serial] like 0781:5567")
+    ap.add_argument("--for", dest="duration", required=True, help="how long: 90s, 30m, 2h, 1h30m")
+    ap.add_argument("--reason", required=True, help="why (recorded in the events)")
+    ap.add_argument("--config", type=Path, default=None, help="main config file")
+    ap.set_defaults(func=_allow)
 
 
 def collect(usb: Any) -> list[dict[str, Any]]:
@@ -65,4 +71,39 @@ def _list(args: argparse.Namespace) -> int:
                 f"  {iface['name']}  {','.join(iface['classes'])} [{','.join(iface['codes'])}]"
                 f"  {iface['action']}  rule: {iface['rule']}  now: {now}"
             )
+    return 0
+
+
+def _allow(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    from boothguard import config
+    from boothguard.agent.client import request
+    from boothguard.errors import EXIT_PERMISSION, EXIT_USAGE
+    from boothguard.usb.exceptions import GrantError, parse_duration
+
+    if os.geteuid() != 0:
+        print("boothguard: usb allow needs root", file=sys.stderr)
+        return EXIT_PERMISSION
+    try:
+        seconds = parse_duration(args.duration)
+    except GrantError as exc:
+        print(f"boothguard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    cfg = config.load_agent(args.config, check_permissions=False)
+    reply = request(
+        cfg.socket_path,
+        "usb.allow",
+        device=args.device,
+        for_seconds=seconds,
+        reason=args.reason,
+        sudo_user=os.environ.get("SUDO_USER", ""),
+    )
+    grant = reply["grant"]
+    now = ", ".join(reply.get("authorized", [])) or "none present yet"
+    print(f"allowed {grant['device']} until {grant['expires_at']} (grant {grant['grant_id']})")
+    print(f"authorized now: {now}")
+    if not reply.get("enforced", True):
+        print("note: usb.mode is not enforce, so nothing was blocked to begin with")
     return 0

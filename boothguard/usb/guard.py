@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boothguard import log
 from boothguard.events import Draft
@@ -20,6 +20,9 @@ from boothguard.usb.report import decision_drafts, device_data
 from boothguard.usb.rules import RuleSet
 from boothguard.usb.settings import UsbSection
 from boothguard.usb.sysfs import BUS_NAME, DEVICE_NAME, INTERFACE_NAME, Sysfs, usb_device_of
+
+if TYPE_CHECKING:
+    from boothguard.usb.exceptions import UsbExceptions
 
 _log = log.get("usb")
 MAX_TRACKED = 4096
@@ -41,6 +44,7 @@ class Tracked:
     decision: Decision
     allowed: bool  # authorized by us (or, in audit/keep, left authorized)
     authorized_interfaces: set[str] = field(default_factory=set)
+    exception: str | None = None  # the temporary exception (grant id) that let it through
 
 
 @dataclass
@@ -70,6 +74,7 @@ class UsbGuard:
         self._clock = clock
         self.tracked: dict[str, Tracked] = {}
         self.counters = Counters()
+        self.exceptions: UsbExceptions | None = None  # set by the plugin
 
     @property
     def mode(self) -> str:
@@ -147,6 +152,8 @@ class UsbGuard:
         early = self.rules.needs_strings
         facts = read_facts(self.sysfs, name, details=early)
         decision = decide(facts, self.rules)
+        if self.exceptions is not None and self.exceptions.on_device(facts, decision, "inserted"):
+            return
         self._apply(facts, decision, allow=decision.device_allowed, origin="inserted")
         if not early:
             facts = add_details(self.sysfs, facts)
@@ -158,6 +165,8 @@ class UsbGuard:
     def _present(self, name: str) -> None:
         facts = read_facts(self.sysfs, name, with_labels=True)
         decision = decide(facts, self.rules)
+        if self.exceptions is not None and self.exceptions.on_device(facts, decision, "present"):
+            return
         policy = self.settings.present_policy
         if policy == "apply":
             self._apply(facts, decision, allow=decision.device_allowed, origin="present")
@@ -180,8 +189,9 @@ class UsbGuard:
         allow: bool,
         origin: str,
         all_interfaces: bool = False,
+        exception: str | None = None,
     ) -> None:
-        tracked = Tracked(facts, decision, allow)
+        tracked = Tracked(facts, decision, allow, exception=exception)
         if all_interfaces:
             tracked.decision = Decision(
                 "allow",
@@ -231,7 +241,7 @@ class UsbGuard:
         if not self.settings.per_interface and tracked.decision.verdict == "allow":
             return  # interfaces come up authorized by the bus default
         allowed = iface in tracked.decision.allowed_interfaces
-        if allowed and self._is_vendor_specific(tracked, iface):
+        if allowed and tracked.exception is None and self._is_vendor_specific(tracked, iface):
             allowed = self._recheck_label(tracked, iface)
         current = self.sysfs.read_str(tracked.facts.name, f"{iface}/authorized")
         if allowed:
@@ -297,6 +307,8 @@ class UsbGuard:
                 "interface_classes": tracked.decision.interface_classes(),
             }
         self._emit(Draft("usb.device.removed", "info", data))
+        if self.exceptions is not None:
+            self.exceptions.on_removed(name)
 
     def _block_device(self, ev: Uevent) -> None:
         """Safety net: a block device under a USB device in enforce mode should never exist."""
@@ -306,9 +318,11 @@ class UsbGuard:
         if device is None:
             return
         self.counters.storage_detected += 1
-        self._write(device, "authorized", "0")
         tracked = self.tracked.get(device)
-        if tracked is not None:
+        excepted = tracked is not None and tracked.exception is not None
+        if not excepted:  # IT let this one through on purpose (usb.exception.used says who)
+            self._write(device, "authorized", "0")
+        if tracked is not None and not excepted:
             tracked.allowed = False
         facts = tracked.facts if tracked else read_facts(self.sysfs, device)
         _log.critical("usb_storage_detected", port=device, block=ev.name)
@@ -321,11 +335,42 @@ class UsbGuard:
                     "block_device": ev.name[:64],
                     "devpath": ev.devpath[:512],
                     "mode": self.mode,
-                    "action": "deauthorized",
+                    "action": "kept_by_exception" if excepted else "deauthorized",
+                    "exception": tracked.exception if tracked else None,
                     "rule": tracked.decision.rule if tracked else None,
                 },
             )
         )
+
+    # -- temporary exceptions (boothguard.usb.exceptions) -------------------------------------------------
+
+    def present_facts(self, match: Callable[[DeviceFacts], bool]) -> list[tuple[DeviceFacts, Decision]]:
+        out = []
+        for name in self.sysfs.devices():
+            facts = read_facts(self.sysfs, name, with_labels=True)
+            if match(facts):
+                out.append((facts, decide(facts, self.rules)))
+        return out
+
+    def authorize_excepted(self, facts: DeviceFacts, decision: Decision, grant_id: str) -> None:
+        """Authorize the device and every interface, whatever the rules say."""
+        self._apply(facts, decision, allow=True, origin="exception", all_interfaces=True, exception=grant_id)
+
+    def block_again(self, name: str) -> bool:
+        """An exception ended: deauthorize, then apply the rules as for a new device. False if gone."""
+        if self.sysfs.read_str(name, "authorized") is None:
+            self.tracked.pop(name, None)
+            return False
+        tracked = self.tracked.get(name)
+        if tracked is not None and tracked.exception is None and not tracked.allowed:
+            return True  # already blocked (e.g. by the present-device policy after a restart)
+        if self.enforcing:
+            self._write(name, "authorized", "0")
+        facts = read_facts(self.sysfs, name, with_labels=True)
+        decision = decide(facts, self.rules)
+        self._apply(facts, decision, allow=decision.device_allowed, origin="exception_ended")
+        self._report(facts, decision, origin="exception_ended")
+        return True
 
     # -- helpers ----------------------------------------------------------------------------------------
 
@@ -371,6 +416,7 @@ class UsbGuard:
                     "verdict": t.decision.verdict,
                     "rule": t.decision.rule,
                     "authorized": t.allowed,
+                    "exception": t.exception,
                     "interface_classes": t.decision.interface_classes(),
                 }
                 for name, t in self.tracked.items()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from boothguard import log
 from boothguard.events import Draft
+from boothguard.usb import exceptions as exc_mod
 from boothguard.usb.guard import UsbGuard
 from boothguard.usb.settings import UsbSection
 from boothguard.usb.sysfs import Sysfs
@@ -39,10 +40,19 @@ class UsbPlugin:
         self._queue: asyncio.Queue[Draft] = asyncio.Queue(maxsize=QUEUE_MAX)
         self._task: asyncio.Task[None] | None = None
         self.events_lost = 0
+        self.exceptions: exc_mod.UsbExceptions | None = None
+        self._expiry: asyncio.Task[None] | None = None
 
     async def start(self, ctx: AgentContext) -> None:
         self.guard = UsbGuard(self._sysfs_factory(self.settings), self.settings, self._enqueue, ctx.monotonic)
         self._task = asyncio.create_task(self._drain(ctx.events), name="usb-events")
+        state = ctx.config.agent.state_dir / "usb-exceptions.json"
+        ex = exc_mod.UsbExceptions(
+            self.guard, self.guard.sysfs, self._enqueue, ctx.monotonic, ctx.wall_clock, state
+        )
+        self.guard.exceptions = self.exceptions = ex
+        ctx.control.register(exc_mod.OP_ALLOW, exc_mod.control_handler(ex), "root")
+        self._expiry = asyncio.create_task(exc_mod.expiry_loop(ex), name="usb-exceptions")
         if self.settings.mode == "off":
             _log.info("usb_off")
             return
@@ -51,6 +61,7 @@ class UsbPlugin:
         self.source = self._source_factory(self.settings.uevent_source)
         self.source.start(asyncio.get_running_loop(), self.guard.on_uevent)
         self.guard.apply_present()
+        ex.recover()
 
     def _enqueue(self, draft: Draft) -> None:
         try:
@@ -69,6 +80,10 @@ class UsbPlugin:
         """Stop listening; flush queued events. Never re-authorizes anything."""
         if self.source is not None:
             self.source.stop()
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if self.exceptions is not None:
+            self.exceptions.revoke_all("agent_stopping")  # temporary means: not past this run
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), timeout=3)
@@ -79,10 +94,17 @@ class UsbPlugin:
     def status(self) -> dict[str, Any]:
         if self.guard is None:
             return {"mode": self.settings.mode, "started": False}
-        return self.guard.status() | {"events_lost": self.events_lost, "queued": self._queue.qsize()}
+        exceptions = self.exceptions.status() if self.exceptions is not None else []
+        return self.guard.status() | {
+            "events_lost": self.events_lost,
+            "queued": self._queue.qsize(),
+            "exceptions": exceptions,
+        }
 
     async def handle_command(self, command: Mapping[str, Any]) -> bool | None:
-        return None
+        if self.exceptions is None:
+            return None
+        return exc_mod.allow_from_command(self.exceptions, command)
 
     def reload(self, config: AgentConfig) -> None:
         new = config.usb
