@@ -14,23 +14,7 @@ from typing import Any
 import httpx
 
 from tests.collector.pg import free_port
-
-
-def write_toml(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
-    lines: list[str] = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            if isinstance(value, bool):
-                lines.append(f"{key} = {'true' if value else 'false'}")
-            elif isinstance(value, int | float):
-                lines.append(f"{key} = {value}")
-            else:
-                lines.append(f'{key} = "{value}"')
-        lines.append("")
-    path.write_text("\n".join(lines))
-    path.chmod(0o600)
-    return path
+from tests.helpers.agent import write_config
 
 
 class CollectorProcess:
@@ -44,7 +28,7 @@ class CollectorProcess:
             "enroll_secret_file": str(secret_file),
             **collector,
         }
-        self.config = write_toml(tmp / f"collector-{self.port}.toml", {"collector": values})
+        self.config = write_config(tmp / f"collector-{self.port}.toml", {"collector": values})
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
 

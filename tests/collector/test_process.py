@@ -22,7 +22,8 @@ from boothguard.collector.schema import alerts, events, hosts
 from tests.alerts.servers import make_cert
 from tests.collector.helpers import FakeAgent, gz, ndjson
 from tests.collector.pg import PgCluster
-from tests.collector.proc import CollectorProcess, write_toml
+from tests.collector.proc import CollectorProcess
+from tests.helpers.agent import write_config
 
 
 def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -55,7 +56,7 @@ def test_cli_user_add_enroll_and_tls_end_to_end(tmp_path: Path, secret_file: Pat
 
         machine_id = tmp_path / "machine-id"
         machine_id.write_text("0123456789abcdef0123456789abcdef\n")
-        agent_cfg = write_toml(
+        agent_cfg = write_config(
             tmp_path / "agent.toml",
             {
                 "agent": {
