@@ -29,8 +29,17 @@ def run(argv: list[str], **kw: object) -> None:
     subprocess.run(argv, check=True, timeout=900, **kw)  # type: ignore[call-overload]
 
 
+# Never copied into the wheel's build: setuptools reuses build/ in place, and stale files there (data files
+# since deleted from the checkout) would otherwise end up in the wheel.
+_NOT_SOURCE = (".git", ".venv", "build", "dist", "tests", "*.egg-info", "__pycache__", ".*_cache")
+
+
 def build_wheel(source: Path, out: Path) -> Path:
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)])
+    """Build the project wheel from a clean copy of `source` (symlinked data directories resolved)."""
+    with tempfile.TemporaryDirectory(prefix="boothguard-src-") as tmp:
+        clean = Path(tmp) / "src"
+        shutil.copytree(source, clean, ignore=shutil.ignore_patterns(*_NOT_SOURCE), symlinks=True)
+        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(clean)])
     wheels = sorted(out.glob("boothguard-*.whl"))
     if len(wheels) != 1:
         raise RuntimeError(f"expected one wheel in {out}, found {wheels}")

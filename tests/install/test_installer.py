@@ -12,6 +12,7 @@ import pytest
 
 from boothguard.install import layout
 from boothguard.install.accounts import Ids
+from boothguard.install.deb import build_wheel
 from tests.install.tree import snapshot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,15 +117,8 @@ def test_enable_links_the_agent_and_the_session_watcher(tmp_path: Path) -> None:
 
 def test_installs_from_a_built_wheel(tmp_path: Path) -> None:
     """The data files travel inside the package: a wheel, unpacked away from the checkout, installs them."""
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
+    wheel = build_wheel(REPO, tmp_path / "wheels")
     site = tmp_path / "site"
-    (wheel,) = wheels.glob("boothguard-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(site)
     root = tmp_path / "root"
