@@ -27,7 +27,7 @@ _log = log.get("notify")
 PUSH_TIMEOUT = 5.0
 MAX_INFLIGHT = 16
 IDLE_WARNING_SECONDS = 30.0
-SERVICE_WAIT_SECONDS = 0.5
+SERVICE_WAIT_SECONDS = 0.1
 MAX_KNOWN_SESSIONS = 256
 
 
@@ -169,6 +169,18 @@ class NotifyPlugin:
             service = self._sessions()
         service.add_listener(self.on_session)
 
+    def _all_sessions(self, service: Any) -> list[str]:
+        """Sessions heard of through the listener, plus the ones the sessions plugin lists (a watcher may
+        have registered before our listener was attached)."""
+        found = dict(self._known)
+        try:
+            for watcher in service.status().get("watchers", []):
+                if isinstance(watcher.get("session_id"), str):
+                    found[watcher["session_id"]] = None
+        except Exception:  # status() is not part of SessionsService: optional
+            _log.debug("sessions_status_unavailable")
+        return list(found)
+
     async def _run(self) -> None:
         assert self.ctx is not None
         while True:
@@ -189,7 +201,7 @@ class NotifyPlugin:
         try:
             self.counters["batches"] += 1
             service = self._sessions()
-            targets = [batch.session] if batch.session is not None else list(self._known)
+            targets = [batch.session] if batch.session is not None else self._all_sessions(service)
             alive = [s for s in targets if service is not None and service.watcher_alive(s)]
             if service is None or not alive:
                 await self._record(batch, batch.session, None, "no_watcher")
