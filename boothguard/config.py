@@ -189,8 +189,8 @@ def _read_into(
         return Problem(str(path), None, "-", f"cannot read: {exc}")
     lines = _key_lines(text)
     # Tables too, so an error about a missing key (a rule without `id`) points at its table.
-    for table, line in lines.items():
-        provenance.places[table] = (str(path), line)
+    for table, table_line in lines.items():
+        provenance.places[table] = (str(path), table_line)
     for key in _flatten((), data):
         line = next((lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in lines), None)
         provenance.places[key] = (str(path), line)

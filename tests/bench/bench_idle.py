@@ -41,16 +41,21 @@ def main() -> None:
     bare_rss = psutil.Process(bare.pid).memory_info().rss / 1e6
     agent.stop()
     bare.kill()
-    print(json.dumps({
-        "benchmark": "agent_idle",
-        "seconds": args.seconds,
-        "rss_mb": round(rss, 1),
-        "cpu_percent_of_core": round(cpu, 3),
-        "bare_python_rss_mb": round(bare_rss, 1),
-        "rss_ratio_to_bare_python": round(rss / bare_rss, 2),
-        "targets": {"rss_mb": 40, "cpu_percent": 0.2},
-        "note": "usb.mode=off and no collector: the pipeline alone; plugins add their own share",
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "agent_idle",
+                "seconds": args.seconds,
+                "rss_mb": round(rss, 1),
+                "cpu_percent_of_core": round(cpu, 3),
+                "bare_python_rss_mb": round(bare_rss, 1),
+                "rss_ratio_to_bare_python": round(rss / bare_rss, 2),
+                "targets": {"rss_mb": 40, "cpu_percent": 0.2},
+                "note": "usb.mode=off and no collector: the pipeline alone; plugins add their own share",
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
