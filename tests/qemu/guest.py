@@ -133,9 +133,10 @@ def check(kind: str, oracle: Oracle, known: set[str], agent: Agent | None, since
     name = wait_device(kind, known)
     dev = USB / name
     if kind == "kbd":
-        wait_until(lambda: any(i["driver"] == "usbhid" for i in interfaces(name).values()), 10)
+        # Generous: TCG emulation on a loaded 2-core machine is slow; the wait ends as soon as it binds.
+        wait_until(lambda: any(i["driver"] == "usbhid" for i in interfaces(name).values()), 30)
     elif kind == "audio":
-        wait_until(lambda: attr(dev, "authorized") == "1" and len(interfaces(name)) >= 2, 10)
+        wait_until(lambda: attr(dev, "authorized") == "1" and len(interfaces(name)) >= 2, 30)
         time.sleep(1.0)
     else:
         # Long enough for usb-storage (delay_use=0) and sd to bind, had anything authorized the stick.
