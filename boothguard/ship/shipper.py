@@ -157,9 +157,10 @@ class Shipper:
         rejected = {r.index: r.error for r in answer.rejected if 0 <= r.index < len(seqs)}
         if rejected:
             await self._dead_letter([(seqs[i], err) for i, err in sorted(rejected.items())])
-        await self.writer.call(
-            self.writer.spool.ack, [seq for i, seq in enumerate(seqs) if i not in rejected]
-        )
+        # Queued, not awaited: the writer thread runs calls in order, so any later read of the spool
+        # sees the ack, and the next batch goes on the wire meanwhile. A failure stops the agent.
+        acked = [seq for i, seq in enumerate(seqs) if i not in rejected]
+        self.writer.call_soon(self.writer.spool.ack, acked).add_done_callback(self._ack_done)
         self.stats.shipped += len(seqs) - len(rejected)
         self.stats.batches += 1
         self.stats.duplicates += answer.duplicates
@@ -169,6 +170,11 @@ class Shipper:
                 await self.on_commands(answer.commands)
             except Exception:  # a command handler's bug must not stop shipping
                 _log.exception("ship_command_handler_failed")
+
+    def _ack_done(self, fut: asyncio.Future[None]) -> None:
+        if not fut.cancelled() and (exc := fut.exception()) is not None:
+            _log.critical("ship_ack_failed", error=str(exc))
+            self.writer.fail(exc)
 
     async def _dead_letter(self, items: list[tuple[int, str]]) -> None:
         await self.writer.call(self.writer.spool.dead_letter, items)

@@ -372,10 +372,10 @@ class Spool:
             db.execute("BEGIN IMMEDIATE")
             freed = 0
             for lo, hi in ranges:
-                freed += db.execute(
-                    "SELECT coalesce(sum(length(body)), 0) FROM events WHERE seq BETWEEN ? AND ?", (lo, hi)
-                ).fetchone()[0]
-                db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (lo, hi))
+                cur = db.execute(
+                    "DELETE FROM events WHERE seq BETWEEN ? AND ? RETURNING length(body)", (lo, hi)
+                )
+                freed += sum(n for (n,) in cur)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):

@@ -49,6 +49,10 @@ class SpoolWriter:
         """Run a spool method on the writer thread (SQLite connection affinity)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    def call_soon(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue a spool call now, in order with every later call, without waiting for it."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
     async def start(self) -> list[Body]:
         recovered = await self.call(self.spool.open)
         self._task = asyncio.create_task(self._run(), name="spool-writer")
@@ -126,6 +130,10 @@ class SpoolWriter:
                 if fut is not None and not fut.done():
                     fut.set_result(sealed[id(draft)])
             self.committed.set()
+
+    def fail(self, exc: BaseException) -> None:
+        """A spool operation outside the writer loop failed: the agent must stop (persistence failure)."""
+        self._fail(exc, [])
 
     def _fail(self, exc: BaseException, items: list[_Item]) -> None:
         self.failure = exc
