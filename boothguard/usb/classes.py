@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 Triple = tuple[int | None, int | None, int | None]
 
@@ -71,11 +72,15 @@ class ClassSpec:
     def matches(self, cls: int, sub: int, proto: int, label: str | None = None) -> bool:
         if self.mtp and cls == 0xFF and label is not None and MTP_STRING.search(label):
             return True
-        return any(_triple_matches(t, cls, sub, proto) for t in self.triples)
+        for c, s, p in self.triples:  # a plain loop: this runs before `authorized` is written
+            if (c is None or c == cls) and (s is None or s == sub) and (p is None or p == proto):
+                return True
+        return False
 
 
 def _triple_matches(t: Triple, cls: int, sub: int, proto: int) -> bool:
-    return all(want is None or want == got for want, got in zip(t, (cls, sub, proto), strict=True))
+    c, s, p = t
+    return (c is None or c == cls) and (s is None or s == sub) and (p is None or p == proto)
 
 
 def parse_spec(text: str) -> ClassSpec:
@@ -98,6 +103,7 @@ def parse_specs(texts: Iterable[str]) -> tuple[ClassSpec, ...]:
     return tuple(parse_spec(t) for t in texts)
 
 
+@lru_cache(maxsize=1024)  # pure, on at most 2**24 triples; real devices use a handful
 def class_name(cls: int, sub: int, proto: int) -> str:
     """A readable name for a triple: the narrowest well-known name, else the base class, else hex."""
     for name, triples in SPECIFIC.items():

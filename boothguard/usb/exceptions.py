@@ -240,8 +240,8 @@ class UsbExceptions:
 
     def on_device(self, facts: DeviceFacts, decision: Decision, origin: str) -> bool:
         """A device the rules would block: True if a running grant let it through (the guard stops there)."""
-        if decision.device_allowed and not decision.blocked_interfaces:
-            return False
+        if not self.grants or (decision.device_allowed and not decision.blocked_interfaces):
+            return False  # the common case, on the decision path: no grant running
         now = self.monotonic()
         for g in self.grants.values():
             if g.expires_mono > now and self._matches(g.spec, facts):

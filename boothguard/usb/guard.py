@@ -56,7 +56,7 @@ class Counters:
     storage_detected: int = 0
     write_errors: int = 0
     handler_errors: int = 0
-    last_latency_ms: float | None = None
+    last_latency_ms: float | None = None  # uevent read -> `authorized` written, last inserted device
 
 
 class UsbGuard:
@@ -70,6 +70,7 @@ class UsbGuard:
         self.sysfs = sysfs
         self.settings = settings
         self.rules = RuleSet.from_settings(settings)
+        self._needs_strings = self.rules.needs_strings
         self._emit = emit
         self._clock = clock
         self.tracked: dict[str, Tracked] = {}
@@ -109,6 +110,7 @@ class UsbGuard:
     def reconfigure(self, settings: UsbSection) -> None:
         self.settings = settings
         self.rules = RuleSet.from_settings(settings)
+        self._needs_strings = self.rules.needs_strings
         self.tracked.clear()
         self.lock_buses()
         self.apply_present()
@@ -149,17 +151,19 @@ class UsbGuard:
     # -- decisions --------------------------------------------------------------------------------------
 
     def _inserted(self, name: str, received: float) -> None:
-        early = self.rules.needs_strings
+        # The decision path: read only what the rules need, decide, write `authorized`. Everything else
+        # (the strings for the report, logs, events) comes after the write.
+        early = self._needs_strings
         facts = read_facts(self.sysfs, name, details=early)
         decision = decide(facts, self.rules)
         if self.exceptions is not None and self.exceptions.on_device(facts, decision, "inserted"):
             return
-        self._apply(facts, decision, allow=decision.device_allowed, origin="inserted")
+        written = self._apply(facts, decision, allow=decision.device_allowed, origin="inserted")
+        if received and written is not None:
+            self.counters.last_latency_ms = (written - received) * 1000
         if not early:
             facts = add_details(self.sysfs, facts)
             self.tracked[name].facts = facts
-        if received:
-            self.counters.last_latency_ms = (self._clock() - received) * 1000
         self._report(facts, decision, origin="inserted")
 
     def _present(self, name: str) -> None:
@@ -190,7 +194,9 @@ class UsbGuard:
         origin: str,
         all_interfaces: bool = False,
         exception: str | None = None,
-    ) -> None:
+    ) -> float | None:
+        """Track and (when enforcing) write the device's `authorized`; returns the clock right after the
+        write, None when nothing was written."""
         tracked = Tracked(facts, decision, allow, exception=exception)
         if all_interfaces:
             tracked.decision = Decision(
@@ -200,9 +206,10 @@ class UsbGuard:
             )
         self._track(facts.name, tracked)
         if not self.enforcing:
-            return
+            return None
+        self._write(facts.name, "authorized", "1" if allow else "0")
+        written = self._clock()  # the decision is in force; logging and the rest come after
         if not allow:
-            self._write(facts.name, "authorized", "0")
             _log.info(
                 "usb_device_blocked",
                 port=facts.name,
@@ -210,10 +217,9 @@ class UsbGuard:
                 pid=facts.product_id,
                 rule=decision.rule,
                 origin=origin,
-                mono=self._clock(),
+                mono=written,
             )
-            return
-        self._write(facts.name, "authorized", "1")
+            return written
         _log.info(
             "usb_device_allowed",
             port=facts.name,
@@ -222,10 +228,11 @@ class UsbGuard:
             rule=decision.rule,
             verdict=decision.verdict,
             origin=origin,
-            mono=self._clock(),
+            mono=written,
         )
         for iface in self.sysfs.interfaces(facts.name):
             self._settle_interface(tracked, iface)
+        return written
 
     def _interface_added(self, iface: str) -> None:
         m = INTERFACE_NAME.match(iface)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from boothguard.usb.classes import class_code, class_name
+from boothguard.usb.classes import ClassSpec, class_code, class_name
 from boothguard.usb.descriptors import AltSetting, Descriptors
 from boothguard.usb.rules import INVALID_RULE, Action, CompiledRule, RuleSet, identity_matches
 
@@ -112,20 +112,18 @@ def _first(
     implicit: Action,
 ) -> tuple[Action, str]:
     for r in candidates:
-        if r.any_of is not None and (
-            alt is None or not any(s.matches(alt.cls, alt.subclass, alt.protocol, label) for s in r.any_of)
-        ):
+        if r.any_of is not None and (alt is None or not _any_spec(r.any_of, alt, label)):
             continue
         if r.all_of is not None and (
-            not alts
-            or not all(
-                any(s.matches(a.cls, a.subclass, a.protocol, _label(facts, a)) for s in r.all_of)
-                for a in alts
-            )
+            not alts or not all(_any_spec(r.all_of, a, _label(facts, a)) for a in alts)
         ):
             continue
         return r.action, r.id
     return implicit, "implicit"
+
+
+def _any_spec(specs: tuple[ClassSpec, ...], alt: AltSetting, label: str | None) -> bool:
+    return any(spec.matches(alt.cls, alt.subclass, alt.protocol, label) for spec in specs)
 
 
 def _interface(
