@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from boothguard.events import Draft
-
 if TYPE_CHECKING:
+    # Types only: the control socket (and the session watcher through it) must not load pydantic.
     from boothguard.agent.control import Connection, Peer
     from boothguard.config import AgentConfig
+    from boothguard.events import Draft
 
 Access = Literal["any", "emitter", "root"]
 Reply = dict[str, Any]

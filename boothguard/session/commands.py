@@ -16,19 +16,40 @@ def register(sub: Any) -> None:
 def _session(args: argparse.Namespace) -> int:
     import asyncio
 
-    from boothguard import config, log
-    from boothguard.errors import ConfigError
+    from boothguard import log
     from boothguard.session.watcher import Watcher, WatcherOptions
 
     log.setup()
-    _log = log.get("watcher")
+    opts = WatcherOptions.from_env(agent_socket(args.config, log.get("watcher")))
+    return asyncio.run(Watcher(opts).run())
+
+
+def agent_socket(path: Path | None, logger: Any) -> Path:
+    """The agent's socket from its config, honouring --config, drop-ins and BOOTHGUARD_ as the agent does.
+
+    Only `agent.runtime_dir` matters here, read without pydantic (it would stay resident in every
+    watcher); what the light reader cannot judge goes through the full validation, which reports it.
+    """
+    import os
+
+    from boothguard.configfiles import Unsure, agent_socket_path, runtime_dir
+    from boothguard.errors import ConfigError
+
     try:
-        cfg = config.load_agent(args.config, check_permissions=False)
+        try:
+            return agent_socket_path(path)
+        except Unsure:
+            from boothguard import config
+
+            return config.load_agent(path, check_permissions=False).socket_path
     except ConfigError as exc:
-        if args.config is not None:
+        if path is not None:
             raise
         # /etc/boothguard may be unreadable for operators; the policy comes from the agent anyway.
-        _log.warning("config_unreadable_using_defaults", problems=[str(p) for p in exc.problems][:5])
-        cfg = config.AgentConfig()
-    opts = WatcherOptions.from_env(cfg.socket_path)
-    return asyncio.run(Watcher(opts).run())
+        logger.warning("config_unreadable_using_defaults", problems=[str(p) for p in exc.problems][:5])
+        try:
+            return runtime_dir({}, os.environ) / "agent.sock"
+        except Unsure:
+            from boothguard import config
+
+            return config.AgentConfig().socket_path

@@ -1,8 +1,10 @@
 """`[clipboard]` and `[screenshot]`: what the session watcher watches and what it does about it.
 
 The agent reads these (root-owned config) and hands them to each watcher when it registers, so an operator
-cannot loosen the policy by editing a file the watcher reads. The watcher-link timings live in `[clipboard]`
-because there is no `[session]` section in SPEC §3; they apply to the whole watcher.
+cannot loosen the policy by editing a file the watcher reads; the watcher keeps them as the plain
+dataclasses of `boothguard.session.policy` (same names and defaults, no pydantic in the watcher). The
+watcher-link timings live in `[clipboard]` because there is no `[session]` section in SPEC §3; they apply
+to the whole watcher.
 """
 
 from typing import Literal
@@ -10,32 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from boothguard.section import Section
-
-DEFAULT_CAPTURE_TOOLS = (
-    "scrot",
-    "gnome-screenshot",
-    "flameshot",
-    "spectacle",
-    "xfce4-screenshooter",
-    "maim",
-    "import",
-    "xwd",
-    "grim",
-    "ksnip",
-    "shutter",
-    "obs",
-    "simplescreenrecorder",
-    "kazam",
-    "peek",
-    "vokoscreen",
-    "vokoscreenNG",
-    "recordmydesktop",
-    "gtk-recordmydesktop",
-    "wf-recorder",
-    "ffmpeg:x11grab",
-    "ffmpeg:kmsgrab",
-    "gst-launch-1.0:ximagesrc",
-)
+from boothguard.session.policy import DEFAULT_CAPTURE_TOOLS, DEFAULT_EXTENSIONS
 
 
 class ClipboardSection(Section):
@@ -75,25 +52,7 @@ class ScreenshotSection(Section):
     # 3: new image/video files here; empty = XDG pictures dir, its Screenshots, Desktop, Videos.
     # `~` is the operator's home.
     dirs: list[str] = Field(default_factory=list)
-    extensions: list[str] = Field(
-        default_factory=lambda: [
-            ".png",
-            ".jpg",
-            ".jpeg",
-            ".bmp",
-            ".gif",
-            ".webp",
-            ".xwd",
-            ".tif",
-            ".tiff",
-            ".mp4",
-            ".mkv",
-            ".webm",
-            ".avi",
-            ".mov",
-            ".ogv",
-        ]
-    )
+    extensions: list[str] = Field(default_factory=lambda: list(DEFAULT_EXTENSIONS))
     # One event per process and method within this window (a capture is many requests).
     dedupe_seconds: float = Field(default=2.0, ge=0, le=3600)
     # Files moved here by the agent (root only, 0700); empty = <agent.state_dir>/quarantine.

@@ -15,7 +15,7 @@ import shlex
 import shutil
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import psutil
 from boothguard import log
 from boothguard.session import protocol as p
 from boothguard.session.link import AgentLink, LinkDown, Outgoing
-from boothguard.session.settings import ClipboardSection, ScreenshotSection
+from boothguard.session.policy import ClipboardPolicy, ScreenshotPolicy, from_message
 
 _log = log.get("watcher")
 
@@ -72,8 +72,8 @@ class WatcherOptions:
 class Watcher:
     def __init__(self, opts: WatcherOptions) -> None:
         self.opts = opts
-        self.clip = ClipboardSection()
-        self.shot = ScreenshotSection()
+        self.clip = ClipboardPolicy()
+        self.shot = ScreenshotPolicy()
         self.key = b""
         self.capabilities: list[str] = []
         self.missing: dict[str, str] = {}
@@ -317,9 +317,9 @@ class Watcher:
     def _apply_policy(self, message: Mapping[str, Any]) -> None:
         try:
             if isinstance(message.get("clipboard"), dict):
-                self.clip = ClipboardSection(**message["clipboard"])
+                self.clip = from_message(ClipboardPolicy, message["clipboard"])
             if isinstance(message.get("screenshot"), dict):
-                self.shot = ScreenshotSection(**message["screenshot"])
+                self.shot = from_message(ScreenshotPolicy, message["screenshot"])
         except Exception as exc:  # a newer agent's keys: keep what we had
             _log.error("policy_rejected", error=repr(exc)[:300])
 
@@ -397,7 +397,7 @@ class Watcher:
     def _send(self, etype: str, severity: str, data: Mapping[str, Any], on_committed: Any = None) -> None:
         self.link.send_event(Outgoing(etype, severity, data, on_committed))
 
-    def _allowed(self, app: str | None, allow: list[str]) -> bool:
+    def _allowed(self, app: str | None, allow: Collection[str]) -> bool:
         return app is not None and app in allow
 
     def _should_clear(self, copy: Any) -> bool:

@@ -1,0 +1,216 @@
+"""Reading config files without pydantic: TOML main file, drop-ins in lexical order, provenance, permissions.
+
+`boothguard.config` validates what this reads; the session watcher, which needs only the agent's socket,
+reads it here (`agent_socket_path`) without loading pydantic at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from boothguard.errors import ConfigError, Problem
+
+ENV_PREFIX = "BOOTHGUARD_"
+ETC = Path("/etc/boothguard")
+# AgentSection.runtime_dir's default (a test keeps them equal); the socket lives in it.
+DEFAULT_RUNTIME_DIR = Path("/run/boothguard")
+KeyPath = tuple[str | int, ...]
+
+
+class _Provenance:
+    """Where each key was set: (file, line), or the environment variable's name."""
+
+    def __init__(self) -> None:
+        self.places: dict[KeyPath, tuple[str, int | None]] = {}
+
+    def locate(self, loc: KeyPath) -> tuple[str, int | None]:
+        for n in range(len(loc), 0, -1):
+            if loc[:n] in self.places:
+                return self.places[loc[:n]]
+        return ("<defaults>", None)
+
+
+_TABLE = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+_ARRAY_TABLE = re.compile(r"^\s*\[\[\s*([^\[\]]+?)\s*\]\]\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_.\-\"' ]+?)\s*=")
+
+
+def _split_key(text: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in text.split(".")]
+
+
+def _set_prefixes(lines: dict[KeyPath, int], path: KeyPath, number: int) -> None:
+    # `[[usb.rules]]` also opens `usb`: an error about the whole section points here if nothing else does.
+    for n in range(1, len(path) + 1):
+        lines.setdefault(path[:n], number)
+
+
+def _key_lines(text: str) -> dict[KeyPath, int]:
+    """Line numbers of tables and keys; tomllib does not keep them."""
+    lines: dict[KeyPath, int] = {}
+    table: KeyPath = ()
+    arrays: dict[KeyPath, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if m := _ARRAY_TABLE.match(raw):
+            base = tuple(_split_key(m.group(1)))
+            index = arrays.get(base, -1) + 1
+            arrays[base] = index
+            table = (*base, index)
+            lines.setdefault(table, number)
+            _set_prefixes(lines, base, number)
+        elif m := _TABLE.match(raw):
+            table = tuple(_split_key(m.group(1)))
+            _set_prefixes(lines, table, number)
+        elif m := _KEY.match(raw):
+            lines.setdefault((*table, *_split_key(m.group(1))), number)
+    return lines
+
+
+def _flatten(prefix: KeyPath, value: Any) -> list[KeyPath]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _flatten((*prefix, k), v)] or [prefix]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [p for i, v in enumerate(value) for p in _flatten((*prefix, i), v)]
+    return [prefix]
+
+
+def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _permission_problem(path: Path) -> str | None:
+    st = path.stat()
+    if st.st_uid != 0:
+        return f"owned by uid {st.st_uid}, not root: refusing a file another user could have written"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"mode {stat.S_IMODE(st.st_mode):04o} is group- or world-writable: refusing it"
+    return None
+
+
+def config_files(main: Path, dropin_dir: Path) -> list[Path]:
+    files = [main] if _exists(main) else []
+    if _exists(dropin_dir) and dropin_dir.is_dir():
+        files += sorted(p for p in dropin_dir.iterdir() if p.suffix == ".toml")
+    return files
+
+
+def _exists(path: Path) -> bool:
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return False
+    return True
+
+
+def _read_into(
+    path: Path, merged: dict[str, Any], provenance: _Provenance, strict_perms: bool
+) -> Problem | None:
+    try:
+        if strict_perms and (why := _permission_problem(path)):
+            return Problem(str(path), None, "-", why)
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        return Problem(str(path), int(m.group(1)) if m else None, "-", f"TOML syntax: {exc}")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Problem(str(path), None, "-", f"cannot read: {exc}")
+    lines = _key_lines(text)
+    # Tables too, so an error about a missing key (a rule without `id`) points at its table.
+    for table, table_line in lines.items():
+        provenance.places[table] = (str(path), table_line)
+    for key in _flatten((), data):
+        line = next((lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in lines), None)
+        provenance.places[key] = (str(path), line)
+    _merge(merged, data)
+    return None
+
+
+def read_files(
+    main: Path, *, main_required: bool, environ: Mapping[str, str], strict_perms: bool
+) -> tuple[dict[str, Any], _Provenance, list[Problem]]:
+    """The merged TOML of `main` and its drop-ins, where each key came from, and the problems met."""
+    dropin_dir = main.with_suffix(".d")
+    problems: list[Problem] = []
+    provenance = _Provenance()
+    merged: dict[str, Any] = {}
+    try:
+        main.stat()
+    except FileNotFoundError:
+        if main_required:
+            problems.append(Problem(str(main), None, "-", "file not found"))
+    except OSError as exc:
+        problems.append(Problem(str(main), None, "-", f"cannot read: {exc.strerror}"))
+    if strict_perms and dropin_dir.is_dir() and (why := _permission_problem(dropin_dir)):
+        problems.append(Problem(str(dropin_dir), None, "-", why))
+    for path in config_files(main, dropin_dir):
+        problem = _read_into(path, merged, provenance, strict_perms)
+        if problem:
+            problems.append(problem)
+    for name in environ:
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            key = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+            provenance.places[key] = (f"environment {name}", None)
+    return merged, provenance, problems
+
+
+class Unsure(Exception):
+    """The light reader met something only the full validation can judge (and report precisely)."""
+
+
+def agent_socket_path(path: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """`AgentConfig.socket_path` without pydantic: `agent.runtime_dir` from the files, then the environment.
+
+    The environment is read as pydantic-settings reads it for `AgentConfig`: names case-insensitive,
+    `BOOTHGUARD_AGENT` as a JSON object, `BOOTHGUARD_AGENT__RUNTIME_DIR` over it, both over the files.
+    Other keys are not validated here: the agent and `boothguard config check` do that. Raises
+    ConfigError (file missing when given, unreadable, TOML syntax) and Unsure (a value only the full
+    validation can judge).
+    """
+    environ = os.environ if env is None else env
+    main = path or ETC / "agent.toml"
+    merged, _, problems = read_files(
+        main, main_required=path is not None, environ=environ, strict_perms=False
+    )
+    if problems:
+        raise ConfigError(problems)
+    return runtime_dir(merged, environ) / "agent.sock"
+
+
+def runtime_dir(merged: Mapping[str, Any], environ: Mapping[str, str]) -> Path:
+    """`agent.runtime_dir` from merged TOML and the environment (Unsure when not a plain path)."""
+    agent = merged.get("agent", {})
+    if not isinstance(agent, dict):
+        raise Unsure("agent")
+    value = agent.get("runtime_dir", DEFAULT_RUNTIME_DIR)
+    lowered = {k.lower(): v for k, v in environ.items()}
+    section = lowered.get(f"{ENV_PREFIX}agent".lower())
+    if section is not None:
+        try:
+            parsed = json.loads(section)
+        except ValueError:
+            raise Unsure("BOOTHGUARD_AGENT") from None
+        if not isinstance(parsed, dict):
+            raise Unsure("BOOTHGUARD_AGENT")
+        value = parsed.get("runtime_dir", value)
+    nested = [v for k, v in lowered.items() if k == f"{ENV_PREFIX}agent__runtime_dir".lower()]
+    if nested:
+        value = nested[-1]
+    if isinstance(value, Path):
+        return value
+    if not isinstance(value, str) or not value:
+        raise Unsure("agent.runtime_dir")
+    return Path(value)
