@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from boothguard import log
 from boothguard.events import Draft, Severity, format_time
-from boothguard.usb.inventory import add_details
+from boothguard.usb.inventory import add_rule_strings
 from boothguard.usb.sysfs import DEVICE_NAME
 
 if TYPE_CHECKING:
@@ -144,7 +144,8 @@ class GuardHooks(Protocol):
     ) -> list[tuple[DeviceFacts, Decision]]:
         """Devices present now that match, with their rule decision."""
 
-    def authorize_excepted(self, facts: DeviceFacts, decision: Decision, grant_id: str) -> None: ...
+    def authorize_excepted(self, facts: DeviceFacts, decision: Decision, grant_id: str) -> DeviceFacts:
+        """Authorize it whole; returns the facts completed for the report."""
 
     def block_again(self, name: str) -> bool:
         """Deauthorize a device an exception let through; False if it is no longer there."""
@@ -207,11 +208,11 @@ class UsbExceptions:
 
     def _matches(self, spec: DeviceSpec, facts: DeviceFacts) -> bool:
         if spec.serial is not None and facts.serial is None:
-            facts = add_details(self.sysfs, facts)
+            facts = add_rule_strings(self.sysfs, facts)
         return spec.matches(facts)
 
     def _use(self, g: Grant, facts: DeviceFacts, decision: Decision, origin: str) -> None:
-        self.guard.authorize_excepted(facts, decision, g.id)
+        facts = self.guard.authorize_excepted(facts, decision, g.id)
         g.ports.add(facts.name)
         g.uses += 1
         self._save()

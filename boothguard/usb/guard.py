@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from boothguard import log
 from boothguard.events import Draft
-from boothguard.usb.inventory import add_details, read_facts
+from boothguard.usb.inventory import add_details, add_rule_strings, read_facts
 from boothguard.usb.policy import Decision, DeviceFacts, decide
 from boothguard.usb.report import decision_drafts, device_data
 from boothguard.usb.rules import RuleSet
@@ -153,17 +153,17 @@ class UsbGuard:
     def _inserted(self, name: str, received: float) -> None:
         # The decision path: read only what the rules need, decide, write `authorized`. Everything else
         # (the strings for the report, logs, events) comes after the write.
-        early = self._needs_strings
-        facts = read_facts(self.sysfs, name, details=early)
+        facts = read_facts(self.sysfs, name, details=False)
+        if self._needs_strings:
+            facts = add_rule_strings(self.sysfs, facts)
         decision = decide(facts, self.rules)
         if self.exceptions is not None and self.exceptions.on_device(facts, decision, "inserted"):
             return
         written = self._apply(facts, decision, allow=decision.device_allowed, origin="inserted")
         if received and written is not None:
             self.counters.last_latency_ms = (written - received) * 1000
-        if not early:
-            facts = add_details(self.sysfs, facts)
-            self.tracked[name].facts = facts
+        facts = add_details(self.sysfs, facts)
+        self.tracked[name].facts = facts
         self._report(facts, decision, origin="inserted")
 
     def _present(self, name: str) -> None:
@@ -359,9 +359,15 @@ class UsbGuard:
                 out.append((facts, decide(facts, self.rules)))
         return out
 
-    def authorize_excepted(self, facts: DeviceFacts, decision: Decision, grant_id: str) -> None:
-        """Authorize the device and every interface, whatever the rules say."""
+    def authorize_excepted(self, facts: DeviceFacts, decision: Decision, grant_id: str) -> DeviceFacts:
+        """Authorize the device and every interface, whatever the rules say; returns the facts completed
+        (strings read after the write) for the report."""
         self._apply(facts, decision, allow=True, origin="exception", all_interfaces=True, exception=grant_id)
+        if facts.busnum is None:  # an inserted device: only what the decision needed was read
+            facts = add_details(self.sysfs, facts)
+            if (tracked := self.tracked.get(facts.name)) is not None:
+                tracked.facts = facts
+        return facts
 
     def block_again(self, name: str) -> bool:
         """An exception ended: deauthorize, then apply the rules as for a new device. False if gone."""

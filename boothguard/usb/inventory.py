@@ -11,8 +11,8 @@ from boothguard.usb.sysfs import DESCRIPTORS_LIMIT, Sysfs
 
 
 def read_facts(sysfs: Sysfs, name: str, with_labels: bool = False, details: bool = True) -> DeviceFacts:
-    """`details=False` skips the strings and numbers no rule needs, so the decision is written sooner;
-    `add_details` fills them in for the report."""
+    """`details=False` reads only the descriptors (what every rule may need), so the decision is written
+    sooner; `add_rule_strings` adds the strings rules can match, `add_details` everything for the report."""
     raw = sysfs.read(name, "descriptors", DESCRIPTORS_LIMIT)
     descriptors = None
     error: str | None = None
@@ -45,15 +45,24 @@ def read_facts(sysfs: Sysfs, name: str, with_labels: bool = False, details: bool
     return add_details(sysfs, facts) if details else facts
 
 
+def add_rule_strings(sysfs: Sysfs, facts: DeviceFacts) -> DeviceFacts:
+    """The serial and product strings, for rules (and grants) that match on them."""
+    name = facts.name
+    return replace(
+        facts, serial=clean(sysfs.read(name, "serial")), product=clean(sysfs.read(name, "product"))
+    )
+
+
 def add_details(sysfs: Sysfs, facts: DeviceFacts) -> DeviceFacts:
+    """Everything the report shows; strings already read for the rules are kept as they were matched."""
     name = facts.name
     return replace(
         facts,
         busnum=sysfs.read_int(name, "busnum"),
         devnum=sysfs.read_int(name, "devnum"),
-        serial=clean(sysfs.read(name, "serial")),
+        serial=facts.serial if facts.serial is not None else clean(sysfs.read(name, "serial")),
         manufacturer=clean(sysfs.read(name, "manufacturer")),
-        product=clean(sysfs.read(name, "product")),
+        product=facts.product if facts.product is not None else clean(sysfs.read(name, "product")),
     )
 
 

@@ -28,7 +28,7 @@ from boothguard.usb.exceptions import (
     parse_duration,
 )
 from boothguard.usb.guard import Uevent, UsbGuard
-from boothguard.usb.settings import UsbSection
+from boothguard.usb.settings import UsbRule, UsbSection
 from boothguard.usb.sysfs import Sysfs
 from tests.helpers.asuser import run_as
 from tests.usb import descbuild as d
@@ -182,8 +182,12 @@ def test_grant_by_ids_waits_for_insertion_and_ends_at_removal(rig: Rig) -> None:
     assert rig.tree.authorized("1-3") == "0"  # serial differs
     rig.insert("1-2", serial="SN1")
     assert rig.tree.authorized("1-2") == "1"
-    assert rig.last("usb.exception.used")["origin"] == "inserted"
+    used = rig.last("usb.exception.used")
+    assert used["origin"] == "inserted"
+    # the strings are read after the write, yet the event and the removal report carry them
+    assert (used["serial"], used["product"]) == ("SN1", "Cruzer Blade")
     rig.remove("1-2")
+    assert rig.last("usb.device.removed")["product"] == "Cruzer Blade"
     revoked = rig.last("usb.exception.revoked")
     assert (revoked["why"], revoked["granted_by"], revoked["source"]) == (
         "device_removed",
@@ -194,6 +198,20 @@ def test_grant_by_ids_waits_for_insertion_and_ends_at_removal(rig: Rig) -> None:
     rig.insert("1-2", serial="SN1")  # re-insertion: blocked again
     assert rig.tree.authorized("1-2") == "0"
     assert rig.last("usb.device.blocked")["port"] == "1-2"
+
+
+def test_string_rules_see_the_strings_before_the_write(tmp_path: Path) -> None:
+    """A rule on serial / product name: those strings are read before deciding (the rest after)."""
+    rule = UsbRule(id="it-stick", action="allow", serial=["SN1"], product_name="cruzer*")
+    r = Rig(tmp_path, UsbSection(sysfs_root=tmp_path / "sys", rules=[rule]))
+    r.guard.lock_buses()
+    r.insert("1-2", serial="SN1")
+    assert r.tree.authorized("1-2") == "1"
+    allowed = r.last("usb.device.allowed")
+    assert (allowed["rule"], allowed["serial"], allowed["bus"]) == ("it-stick", "SN1", 1)
+    r.insert("1-3", serial="SN2")
+    assert r.tree.authorized("1-3") == "0"
+    assert r.last("usb.device.blocked")["rule"] == "block-mass-storage"
 
 
 def test_an_inserted_device_after_expiry_is_blocked(rig: Rig) -> None:
