@@ -14,14 +14,15 @@ from boothguard.agent.plugin import AgentContext, Reply, SessionsService
 from boothguard.errors import EXIT_FAILURE, EXIT_PERMISSION, EXIT_USAGE
 from boothguard.events import Draft
 from boothguard.lock.away import AwayController, clean_reason
-from boothguard.lock.http import AwayHttpServer, TokenBucket, load_or_create_token
 from boothguard.lock.logind import Logind, LogindError, SessionInfo, system_bus_address
 from boothguard.lock.state import StateStore
-from boothguard.net.vpn import VpnWatcher
 
 if TYPE_CHECKING:
     from boothguard.agent.control import Connection, Peer
     from boothguard.config import AgentConfig
+    # Optional sources: imported when configured (what the idle agent imports stays resident).
+    from boothguard.lock.http import AwayHttpServer
+    from boothguard.net.vpn import VpnWatcher
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 SERVICE_WAIT_SECONDS = 0.5
@@ -62,12 +63,16 @@ class LockPlugin:
         await self.controller.start()
         self._spawn(self._attach_sessions())
         if self.settings.vpn_interfaces:
+            from boothguard.net.vpn import VpnWatcher
+
             self.vpn = VpnWatcher(self.settings.vpn_interfaces, self.settings.vpn_poll_seconds, self._on_vpn)
             self.vpn.start()
         if self.settings.http_port:
             await self._start_http(ctx)
 
     async def _start_http(self, ctx: AgentContext) -> None:
+        from boothguard.lock.http import AwayHttpServer, TokenBucket, load_or_create_token
+
         token_file = self.settings.http_token_file or self.config.agent.state_dir / "cti.token"
         token = await asyncio.to_thread(load_or_create_token, token_file, self.settings.http_token_group)
         self.http = AwayHttpServer(
