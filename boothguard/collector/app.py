@@ -377,7 +377,7 @@ async def _ingest(svc: Services, request: Request, retry: dict[str, str]) -> JSO
                 body, max_event_bytes=limits.max_event_bytes, max_events=limits.max_events_per_request
             )
         )
-        foreign = next((line for line in lines if line.event.host.id != host_id), None)
+        foreign = next((line for line in lines if line.event["host"]["id"] != host_id), None)
         if foreign is not None:
             return _error(403, f"event {foreign.index} belongs to another host; nothing stored")
         with svc.metrics.ingest_seconds.time():

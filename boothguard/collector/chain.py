@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from boothguard.events import ZERO_HASH
 
@@ -26,8 +26,7 @@ FINDING_SEVERITY: dict[str, Literal["medium", "high", "critical"]] = {
 }
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(NamedTuple):
     """What the walk needs of a stored event."""
 
     seq: int

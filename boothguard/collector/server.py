@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from pathlib import Path
@@ -73,10 +74,22 @@ async def _reload(svc: Services, path: Path | None) -> None:
     _log.info("config_reloaded")
 
 
+def settle_heap() -> None:
+    """Exempt what startup built (modules, app, config) from garbage collection.
+
+    None of it is garbage, yet every full collection would walk all of it: under ingest, which
+    allocates a few objects per event, that is a pause of tens of milliseconds every few thousand
+    events. Freezing moves it out of the collector's sight; what is allocated later is collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run(cfg: CollectorConfig, path: Path | None) -> int:
     host, port = parse_listen(cfg.collector.listen)
     svc = build_services(cfg)
     app = create_app(svc)
+    settle_heap()
     tls = cfg.collector.tls_cert is not None and cfg.collector.tls_key is not None
     server = _Server(
         uvicorn.Config(

@@ -32,10 +32,10 @@ from boothguard.collector.chain import (
     advance,
     declared_range,
 )
-from boothguard.collector.ingest import Line, Rejection
+from boothguard.collector.ingest import EventBody, Line, Rejection
 from boothguard.collector.schema import alerts, audit_log, commands, events, hosts
 from boothguard.collector.settings import CollectorSection
-from boothguard.events import ZERO_HASH, Event
+from boothguard.events import ZERO_HASH
 
 _log = log.get("collector.store")
 WALK_LIMIT = 20000  # stored events one chain walk looks at; the rest waits for the next ingest or sweep
@@ -164,12 +164,11 @@ class Store:
             if host is None:
                 raise UnknownHost(host_id)
             new, duplicates = self._classify(conn, host, lines, rejected, findings)
-            new.sort(key=lambda line: line.event.seq)
+            new.sort(key=_seq)
             if new:
                 conn.execute(sa.insert(events), [self._row(host_id, line, now) for line in new])
             findings += self._declared_findings(new)
-            links = [_link(line.event) for line in new]
-            walk = self._walk(conn, host, links, now)
+            walk = self._walk(conn, host, new, now)
             findings += walk.findings
             values = self._host_values(host, new, walk, findings, now)
             conn.execute(sa.update(hosts).where(hosts.c.id == host_id).values(**values))
@@ -195,8 +194,12 @@ class Store:
         findings: list[Finding],
     ) -> tuple[list[Line], int]:
         """Split a batch into new events and duplicates; a seq already holding another event is refused."""
+        max_seq = host["max_seq"]
+        seqs = {line.event["seq"] for line in lines}
+        if len(seqs) == len(lines) and (not seqs or min(seqs) > max_seq):
+            return list(lines), 0  # the common case: only seqs never seen, each once
         stored: dict[int, tuple[str, str]] = {}
-        maybe_stored = sorted({line.event.seq for line in lines if line.event.seq <= host["max_seq"]})
+        maybe_stored = sorted(seq for seq in seqs if seq <= max_seq)
         for chunk in _chunks(maybe_stored, 500):
             q = sa.select(events.c.seq, events.c.id, events.c.hash).where(
                 events.c.host_id == host["id"], events.c.seq.in_(chunk)
@@ -207,25 +210,26 @@ class Store:
         duplicates = 0
         for line in lines:
             ev = line.event
-            prior = stored.get(ev.seq)
+            seq, mine = ev["seq"], (ev["id"], ev["hash"])
+            prior = stored.get(seq)
             if prior is None:
-                stored[ev.seq] = (ev.id, ev.hash)
+                stored[seq] = mine
                 new.append(line)
-            elif prior == (ev.id, ev.hash):
+            elif prior == mine:
                 duplicates += 1
             else:
                 rejected.append(
                     {
                         "index": line.index,
-                        "error": f"seq {ev.seq} already holds another event (forged/conflicting)",
+                        "error": f"seq {seq} already holds another event (forged/conflicting)",
                     }
                 )
                 findings.append(
                     Finding(
                         "backwards",
-                        ev.seq,
-                        ev.seq,
-                        {"reason": "forged/conflicting", "stored_id": prior[0], "id": ev.id},
+                        seq,
+                        seq,
+                        {"reason": "forged/conflicting", "stored_id": prior[0], "id": ev["id"]},
                     )
                 )
         return new, duplicates
@@ -235,15 +239,15 @@ class Store:
         ev = line.event
         return {
             "host_id": host_id,
-            "seq": ev.seq,
-            "id": ev.id,
-            "time": ev.time,
-            "type": ev.type,
-            "severity": ev.severity,
-            "user": ev.user,
-            "prev_hash": ev.prev_hash,
-            "hash": ev.hash,
-            "data": ev.data,
+            "seq": ev["seq"],
+            "id": ev["id"],
+            "time": ev["time"],
+            "type": ev["type"],
+            "severity": ev["severity"],
+            "user": ev.get("user"),
+            "prev_hash": ev["prev_hash"],
+            "hash": ev["hash"],
+            "data": ev["data"],
             "raw": line.raw,
             "received": now,
         }
@@ -253,19 +257,34 @@ class Store:
         out: list[Finding] = []
         for line in new:
             ev = line.event
-            if ev.type != "spool.gap":
+            if ev["type"] != "spool.gap":
                 continue
-            restart = ev.prev_hash == ZERO_HASH
-            lo, hi = declared_range(ev.data) or (ev.seq, ev.seq)
-            detail: dict[str, Any] = {k: ev.data.get(k) for k in ("reason", "count") if k in ev.data}
-            out.append(Finding("declared_gap", lo, hi, {**detail, "restart": restart, "declared_by": ev.seq}))
+            restart = ev["prev_hash"] == ZERO_HASH
+            data, seq = ev["data"], ev["seq"]
+            lo, hi = declared_range(data) or (seq, seq)
+            detail: dict[str, Any] = {k: data.get(k) for k in ("reason", "count") if k in data}
+            out.append(Finding("declared_gap", lo, hi, {**detail, "restart": restart, "declared_by": seq}))
         return out
 
-    def _walk(self, conn: Connection, host: RowMapping, new_links: list[Link], now: float) -> Walk:
+    def _walk(self, conn: Connection, host: RowMapping, new: list[Line], now: float) -> Walk:
+        """`new`: this batch's stored events, ascending by seq."""
         state = ChainState(int(host["chain_seq"]), str(host["chain_hash"]), host["hole_since"])
         if host["max_seq"] <= host["chain_seq"]:
-            # Nothing was waiting beyond the chain head: what follows it is exactly this batch.
-            following = [link for link in new_links if link.seq > state.seq]
+            # Nothing was waiting beyond the chain head: what follows it is exactly this batch. Its
+            # leading run of events that each link to the one before moves the head without findings;
+            # `advance` walks whatever follows that run.
+            evs = [line.event for line in new if line.event["seq"] > state.seq]
+            if not evs:
+                return Walk(state, [])
+            seq, head, i = state.seq, state.hash, 0
+            for ev in evs:
+                if ev["seq"] != seq + 1 or ev["prev_hash"] != head:
+                    break
+                seq, head, i = seq + 1, ev["hash"], i + 1
+            if i == len(evs):
+                return Walk(ChainState(seq, head, None), [])
+            state = ChainState(seq, head, state.hole_since)
+            following = [Link(ev["seq"], ev["type"], ev["prev_hash"], ev["hash"]) for ev in evs[i:]]
         else:
             q = (
                 sa.select(events.c.seq, events.c.type, events.c.prev_hash, events.c.hash)
@@ -312,25 +331,30 @@ class Store:
         elif walk.state.hole_since is None and host["chain_status"] == "pending":
             values["chain_status"] = "ok"
             values["chain_detail"] = None
+        max_seq = host["max_seq"]
+        latest: EventBody | None = None
         for line in new:
             ev = line.event
-            if ev.seq <= host["max_seq"]:
+            if ev["seq"] <= max_seq:
                 continue  # a late event does not describe the host's current state
-            values["max_seq"] = ev.seq
-            values["name"] = ev.host.name
-            values["last_type"] = ev.type
-            reason = ev.data.get("reason")
+            latest = ev
+            if ev["type"] in _STATE_TYPES:
+                _apply_state(values, ev)
+        if latest is not None:
+            values["max_seq"] = latest["seq"]
+            values["name"] = latest["host"]["name"]
+            values["last_type"] = latest["type"]
+            reason = latest["data"].get("reason")
             values["last_reason"] = reason[:255] if isinstance(reason, str) else None
-            _apply_state(values, ev)
         return values
 
     @staticmethod
     def _acks(conn: Connection, host_id: str, new: list[Line], now: float) -> None:
         for line in new:
             ev = line.event
-            if ev.type != "agent.command_ack":
+            if ev["type"] != "agent.command_ack":
                 continue
-            cid, status = ev.data.get("command_id"), ev.data.get("status")
+            cid, status = ev["data"].get("command_id"), ev["data"].get("status")
             if not isinstance(cid, str) or status not in ACK_STATUSES:
                 continue
             conn.execute(
@@ -343,12 +367,17 @@ class Store:
     def _deliver(conn: Connection, host_id: str, now: float) -> list[dict[str, Any]]:
         """Pending commands go out in every answer until acknowledged or expired."""
         mine = sa.and_(commands.c.host_id == host_id, commands.c.status == "pending")
-        conn.execute(sa.update(commands).where(mine, commands.c.expires_at <= now).values(status="expired"))
-        rows = conn.execute(
-            sa.select(commands.c.id, commands.c.type, commands.c.body)
+        pending = conn.execute(
+            sa.select(commands.c.id, commands.c.type, commands.c.body, commands.c.expires_at)
             .where(mine)
             .order_by(commands.c.created_at)
         ).all()
+        if not pending:
+            return []
+        expired = [r.id for r in pending if r.expires_at <= now]
+        if expired:
+            conn.execute(sa.update(commands).where(mine, commands.c.id.in_(expired)).values(status="expired"))
+        rows = [r for r in pending if r.expires_at > now]
         if not rows:
             return []
         conn.execute(
@@ -371,20 +400,21 @@ class Store:
         book = self.alert_book
         if book is None:
             return []
+        may_match = book.may_match
         observations = [
             Observation(
-                type=ev.type,
-                severity=ev.severity,
+                type=ev["type"],
+                severity=ev["severity"],
                 host_id=host_id,
-                host_name=ev.host.name,
-                data=ev.data,
-                user=ev.user,
-                seq_from=ev.seq,
-                seq_to=ev.seq,
-                event_id=ev.id,
+                host_name=ev["host"]["name"],
+                data=ev["data"],
+                user=ev.get("user"),
+                seq_from=ev["seq"],
+                seq_to=ev["seq"],
+                event_id=ev["id"],
             )
             for ev in (line.event for line in new)
-            if book.may_match(ev.type)
+            if may_match(ev["type"])
         ]
         observations += [finding_observation(f, host_id, host_name) for f in findings]
         return book.process(conn, observations, now)
@@ -526,8 +556,8 @@ class Store:
         return dict(out)
 
 
-def _link(ev: Event) -> Link:
-    return Link(ev.seq, ev.type, ev.prev_hash, ev.hash)
+def _seq(line: Line) -> int:
+    return line.event["seq"]
 
 
 def _rfc3339(unix: float) -> str:
@@ -536,24 +566,32 @@ def _rfc3339(unix: float) -> str:
     return format_time(unix)
 
 
-def _apply_state(values: dict[str, Any], ev: Event) -> None:
+# The event types `_apply_state` looks at.
+_STATE_TYPES = frozenset(
+    {"agent.heartbeat", "away.started", "away.ended", "screen.locked", "screen.unlocked"}
+)
+
+
+def _apply_state(values: dict[str, Any], ev: EventBody) -> None:
     """The host's current state as its latest events describe it."""
-    if ev.type == "agent.heartbeat":
-        beat = ev.data.get("interval_seconds")
+    kind = ev["type"]
+    if kind == "agent.heartbeat":
+        data = ev["data"]
+        beat = data.get("interval_seconds")
         if isinstance(beat, int | float) and not isinstance(beat, bool) and 0 < beat <= 86400:
             values["heartbeat_seconds"] = float(beat)
         for key in BACKLOG_KEYS:
-            backlog = ev.data.get(key)
+            backlog = data.get(key)
             if isinstance(backlog, int) and not isinstance(backlog, bool) and 0 <= backlog < 2**62:
                 values["spool_backlog"] = backlog
                 break
-    elif ev.type == "away.started":
+    elif kind == "away.started":
         values["away"] = True
-    elif ev.type == "away.ended":
+    elif kind == "away.ended":
         values["away"] = False
-    elif ev.type == "screen.locked":
+    elif kind == "screen.locked":
         values["locked"] = True
-    elif ev.type == "screen.unlocked":
+    elif kind == "screen.unlocked":
         values["locked"] = False
 
 

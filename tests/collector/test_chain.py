@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from boothguard.collector import db
 from boothguard.collector.chain import ChainState, Link, advance
+from boothguard.collector.ingest import parse_lines
 from boothguard.collector.schema import alerts, hosts
 from boothguard.events import ZERO_HASH, Event, verify_chain
 from tests.collector.conftest import SECRET
-from tests.collector.helpers import Clock, FakeAgent, client, enroll, make_store, post
+from tests.collector.helpers import Clock, FakeAgent, client, enroll, make_store, ndjson, post
 
 
 def alert_rows(store: Any) -> list[dict[str, Any]]:
@@ -157,3 +161,39 @@ def test_walk_matches_verify_chain_on_in_order_streams() -> None:
         (p.kind, p.from_seq, p.to_seq) for p in verify_chain(Event.model_validate(e) for e in evs)
     ]
     assert walk.state.seq == 11
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(st.sampled_from(["ok", "ok", "ok", "broken", "skip", "restart"]), min_size=1, max_size=30),
+    cuts=st.sets(st.integers(1, 29), max_size=5),
+)
+def test_batched_ingest_walks_like_one_walk_over_the_stream(
+    tmp_path: Path, steps: list[str], cuts: set[int]
+) -> None:
+    """However a stream is cut into batches, the store finds what one walk over all of it finds."""
+    store = make_store(f"sqlite:///{tmp_path / f'w{len(list(tmp_path.iterdir()))}.db'}")
+    store.enroll("m-1", "booth-1")
+    agent = FakeAgent("m-1")
+    for step in steps:
+        if step == "broken":
+            agent.emit(prev_hash="cd" * 32)
+        elif step == "skip":
+            agent.emit(seq=agent.seq + 3)
+        elif step == "restart":
+            agent.emit("spool.gap", "high", {"reason": "corrupt"}, prev_hash=ZERO_HASH)
+        else:
+            agent.emit()
+    found = []
+    bounds = [0, *sorted(c for c in cuts if c < len(agent.events)), len(agent.events)]
+    for lo, hi in itertools.pairwise(bounds):
+        lines, rejected = parse_lines(ndjson(agent.events[lo:hi]), max_event_bytes=65536, max_events=100)
+        result = store.ingest("m-1", lines, rejected)
+        assert result.accepted == hi - lo
+        found += [(f.kind, f.seq_from, f.seq_to) for f in result.findings if f.kind != "declared_gap"]
+    links = [Link(e["seq"], e["type"], e["prev_hash"], e["hash"]) for e in agent.events]
+    whole = advance(ChainState(), links, list, now=0, grace=0)
+    assert found == [(f.kind, f.seq_from, f.seq_to) for f in whole.findings]
+    row = host_row(store)
+    assert (row["chain_seq"], row["chain_hash"]) == (whole.state.seq, whole.state.hash)
+    store.engine.dispose()

@@ -55,6 +55,16 @@ class AlertRules:
             if spec.enabled
         )
         self._enabled = section.enabled
+        # Per event type, the rules whose type patterns take it (bounded; types are few in practice).
+        self._by_type: dict[str, tuple[_Rule, ...]] = {}
+
+    def _candidates(self, event_type: str) -> tuple[_Rule, ...]:
+        found = self._by_type.get(event_type)
+        if found is None:
+            found = tuple(r for r in self._rules if type_matches(event_type, r.spec.types))
+            if len(self._by_type) < 4096:
+                self._by_type[event_type] = found
+        return found
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -63,11 +73,14 @@ class AlertRules:
     def match(self, obs: Observation) -> list[AlertDraft]:
         if not self._enabled:
             return []
+        candidates = self._candidates(obs.type)
+        if not candidates:
+            return []
         rank = SEVERITY_RANK.get(obs.severity, 0)
         drafts = []
-        for rule in self._rules:
+        for rule in candidates:
             spec = rule.spec
-            if rank < SEVERITY_RANK[spec.min_severity] or not type_matches(obs.type, spec.types):
+            if rank < SEVERITY_RANK[spec.min_severity]:
                 continue
             if not all(c.holds(obs) for c in rule.conditions):
                 continue
