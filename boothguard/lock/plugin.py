@@ -17,10 +17,11 @@ from boothguard.lock.away import AwayController, clean_reason
 from boothguard.lock.logind import Logind, LogindError, SessionInfo, system_bus_address
 from boothguard.lock.state import StateStore
 
+# The CTI endpoint and the VPN watcher are imported when configured (what the idle agent imports stays
+# resident); here for their types only.
 if TYPE_CHECKING:
     from boothguard.agent.control import Connection, Peer
     from boothguard.config import AgentConfig
-    # Optional sources: imported when configured (what the idle agent imports stays resident).
     from boothguard.lock.http import AwayHttpServer
     from boothguard.net.vpn import VpnWatcher
 
