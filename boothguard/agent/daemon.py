@@ -8,7 +8,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,9 @@ class _Emitter:
 
     def try_emit(self, draft: Draft) -> bool:
         return self._writer.try_emit(draft)
+
+    def subscribe(self, observer: Callable[[Draft], None]) -> None:
+        self._writer.observers.append(observer)
 
 
 class Agent:

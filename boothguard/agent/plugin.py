@@ -24,6 +24,9 @@ class EventEmitter(Protocol):
     def try_emit(self, draft: Draft) -> bool:
         """Queue without waiting (for sync callbacks); False when full — the loss is counted and reported."""
 
+    def subscribe(self, observer: Callable[[Draft], None]) -> None:
+        """Show every committed event, from any source, to observer (quick, on the event loop)."""
+
 
 class ControlRegistry(Protocol):
     def register(self, op: str, handler: Handler, access: Access) -> None: ...

@@ -8,7 +8,6 @@ from boothguard.config import AgentConfig
 
 def build_plugins(config: AgentConfig) -> list[Plugin]:
     plugins: list[Plugin] = []
-    # First: it taps ctx.events so the plugins after it emit through it (operator notifications).
     from boothguard.notify.plugin import NotifyPlugin
 
     plugins.append(NotifyPlugin(config))

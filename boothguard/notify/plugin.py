@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from boothguard import log
@@ -20,7 +20,7 @@ from boothguard.events import Draft
 from boothguard.notify.grouping import Batch, Grouper
 
 if TYPE_CHECKING:
-    from boothguard.agent.plugin import AgentContext, EventEmitter, SessionsService
+    from boothguard.agent.plugin import AgentContext, SessionsService
     from boothguard.config import AgentConfig
 
 _log = log.get("notify")
@@ -29,30 +29,6 @@ MAX_INFLIGHT = 16
 IDLE_WARNING_SECONDS = 30.0
 SERVICE_WAIT_SECONDS = 0.1
 MAX_KNOWN_SESSIONS = 256
-
-
-class TappedEmitter:
-    """Forwards to the real emitter; shows each committed draft to `observe` (which must not raise)."""
-
-    def __init__(self, inner: EventEmitter, observe: Callable[[Draft], None]) -> None:
-        self.inner = inner
-        self._observe = observe
-
-    async def emit(self, draft: Draft) -> None:
-        await self.inner.emit(draft)
-        self._see(draft)
-
-    def try_emit(self, draft: Draft) -> bool:
-        ok = self.inner.try_emit(draft)
-        if ok:
-            self._see(draft)
-        return ok
-
-    def _see(self, draft: Draft) -> None:
-        try:
-            self._observe(draft)
-        except Exception:  # telling the operator must never break the pipeline
-            _log.exception("notify_observe_failed", type=draft.type)
 
 
 def notification_for(draft: Draft) -> tuple[str, str | None, dict[str, Any]] | None:
@@ -80,7 +56,6 @@ class NotifyPlugin:
         self.config = config
         self.grouper = grouper or Grouper()
         self.ctx: AgentContext | None = None
-        self._inner: EventEmitter | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._inflight = 0
@@ -92,8 +67,7 @@ class NotifyPlugin:
 
     async def start(self, ctx: AgentContext) -> None:
         self.ctx = ctx
-        self._inner = ctx.events
-        ctx.events = TappedEmitter(ctx.events, self.observe)
+        ctx.events.subscribe(self.observe)
         ctx.services["notify"] = self
         self._spawn(self._run())
         self._spawn(self._attach_sessions())
@@ -217,7 +191,7 @@ class NotifyPlugin:
     async def _record(
         self, batch: Batch, session: str | None, reply: Mapping[str, Any] | None, why: str | None
     ) -> None:
-        assert self._inner is not None
+        assert self.ctx is not None
         shown = bool(reply and reply.get("shown") is True)
         language = reply.get("language") if reply else None
         reason = why
@@ -233,7 +207,7 @@ class NotifyPlugin:
             "reason": reason,
         }
         _log.info("operator_notified", **data)
-        await self._inner.emit(Draft("operator.notified", "info", data))
+        await self.ctx.events.emit(Draft("operator.notified", "info", data))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -44,6 +44,8 @@ class SpoolWriter:
         self.last_commit = time.monotonic()
         self.failure: BaseException | None = None
         self.failed = asyncio.Event()
+        # Shown each committed draft (e.g. operator notifications); one failing never stops the others.
+        self.observers: list[Callable[[Draft], None]] = []
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a spool method on the writer thread (SQLite connection affinity)."""
@@ -130,6 +132,15 @@ class SpoolWriter:
                 if fut is not None and not fut.done():
                     fut.set_result(sealed[id(draft)])
             self.committed.set()
+            for draft, _ in bodies:
+                self._show(draft)
+
+    def _show(self, draft: Draft) -> None:
+        for observer in self.observers:
+            try:
+                observer(draft)
+            except Exception:
+                _log.exception("spool_observer_failed", type=draft.type)
 
     def fail(self, exc: BaseException) -> None:
         """A spool operation outside the writer loop failed: the agent must stop (persistence failure)."""

@@ -21,6 +21,7 @@ from boothguard.config import AgentConfig
 from boothguard.events import Draft
 from boothguard.lock.plugin import LockPlugin
 from boothguard.session.agent_side import SessionsPlugin
+from tests.helpers.emitter import ListEmitter
 
 try:
     from tests.lock.mocklogind import MockLogind
@@ -49,21 +50,6 @@ def shared_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-class ListEmitter:
-    def __init__(self) -> None:
-        self.events: list[Draft] = []
-        self.changed = asyncio.Event()
-
-    async def emit(self, draft: Draft) -> None:
-        self.events.append(draft)
-        self.changed.set()
-
-    def try_emit(self, draft: Draft) -> bool:
-        self.events.append(draft)
-        self.changed.set()
-        return True
 
 
 class Harness:

@@ -23,6 +23,7 @@ from boothguard.notify.grouping import Grouper, Policy
 from boothguard.notify.plugin import NotifyPlugin
 from boothguard.session.agent_side import SessionsPlugin
 from boothguard.session.settings import ClipboardSection
+from tests.helpers.emitter import ListEmitter
 from tests.notify.bus import SessionBus
 from tests.session.harness import Proc
 
@@ -31,21 +32,6 @@ FAST = {
     kind: Policy(quiet=0.3, max_delay=3.0, cooldown=5.0)
     for kind in ("usb_blocked", "clipboard_cleared", "capture_stopped")
 } | {kind: Policy(0.0, 0.0, 0.0) for kind in ("remote_lock", "idle_lock_warning")}
-
-
-class ListEmitter:
-    def __init__(self) -> None:
-        self.events: list[Draft] = []
-
-    async def emit(self, draft: Draft) -> None:
-        self.events.append(draft)
-
-    def try_emit(self, draft: Draft) -> bool:
-        self.events.append(draft)
-        return True
-
-    def of(self, etype: str) -> list[Draft]:
-        return [e for e in self.events if e.type == etype]
 
 
 async def until(check: Callable[[], bool], timeout: float = 15, what: str = "condition") -> None:

@@ -17,24 +17,9 @@ from boothguard.agent.control import ControlServer
 from boothguard.agent.plugin import AgentContext
 from boothguard.agent.settings import AgentSection
 from boothguard.config import AgentConfig
-from boothguard.events import Draft
 from boothguard.session.agent_side import SessionsPlugin
 from boothguard.session.settings import ClipboardSection
-
-
-class ListEmitter:
-    def __init__(self) -> None:
-        self.events: list[Draft] = []
-
-    async def emit(self, draft: Draft) -> None:
-        self.events.append(draft)
-
-    def try_emit(self, draft: Draft) -> bool:
-        self.events.append(draft)
-        return True
-
-    def of(self, etype: str) -> list[Draft]:
-        return [e for e in self.events if e.type == etype]
+from tests.helpers.emitter import ListEmitter
 
 
 class Harness:
