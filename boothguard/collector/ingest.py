@@ -265,7 +265,7 @@ def parse_lines(body: bytes, *, max_event_bytes: int, max_events: int) -> tuple[
             rejected.append(Rejection(index, f"event larger than {max_event_bytes} bytes"))
             continue
         try:
-            event = cast(EventBody, validate(part, strict=True))
+            event: EventBody = validate(part, strict=True)
         except ValidationError:
             # The rejection and its text are Event's own (and should they ever differ, Event decides).
             try:

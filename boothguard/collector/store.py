@@ -44,6 +44,16 @@ TAMPER_KINDS = ("gap", "backwards", "broken_link", "bad_hash")
 BACKLOG_KEYS = ("spool_backlog", "spool_depth", "backlog")
 
 
+# Statements of every ingest, built once.
+_HOST_FOR_UPDATE = sa.select(hosts).where(hosts.c.id == sa.bindparam("host_id")).with_for_update()
+_INSERT_EVENTS = sa.insert(events)
+_PENDING_COMMANDS = (
+    sa.select(commands.c.id, commands.c.type, commands.c.body, commands.c.expires_at)
+    .where(commands.c.host_id == sa.bindparam("host_id"), commands.c.status == "pending")
+    .order_by(commands.c.created_at)
+)
+
+
 class UnknownHost(Exception):
     pass
 
@@ -156,17 +166,13 @@ class Store:
         ]
         with db.write(self.engine) as conn:
             now = self.clock()
-            host = (
-                conn.execute(sa.select(hosts).where(hosts.c.id == host_id).with_for_update())
-                .mappings()
-                .first()
-            )
+            host = conn.execute(_HOST_FOR_UPDATE, {"host_id": host_id}).mappings().first()
             if host is None:
                 raise UnknownHost(host_id)
             new, duplicates = self._classify(conn, host, lines, rejected, findings)
             new.sort(key=_seq)
             if new:
-                conn.execute(sa.insert(events), [self._row(host_id, line, now) for line in new])
+                conn.execute(_INSERT_EVENTS, [self._row(host_id, line, now) for line in new])
             findings += self._declared_findings(new)
             walk = self._walk(conn, host, new, now)
             findings += walk.findings
@@ -331,16 +337,14 @@ class Store:
         elif walk.state.hole_since is None and host["chain_status"] == "pending":
             values["chain_status"] = "ok"
             values["chain_detail"] = None
+        # `new` ascends by seq; a late event (not beyond max_seq) does not describe the host's current state.
         max_seq = host["max_seq"]
-        latest: EventBody | None = None
         for line in new:
             ev = line.event
-            if ev["seq"] <= max_seq:
-                continue  # a late event does not describe the host's current state
-            latest = ev
-            if ev["type"] in _STATE_TYPES:
+            if ev["type"] in _STATE_TYPES and ev["seq"] > max_seq:
                 _apply_state(values, ev)
-        if latest is not None:
+        latest = new[-1].event if new else None
+        if latest is not None and latest["seq"] > max_seq:
             values["max_seq"] = latest["seq"]
             values["name"] = latest["host"]["name"]
             values["last_type"] = latest["type"]
@@ -366,14 +370,10 @@ class Store:
     @staticmethod
     def _deliver(conn: Connection, host_id: str, now: float) -> list[dict[str, Any]]:
         """Pending commands go out in every answer until acknowledged or expired."""
-        mine = sa.and_(commands.c.host_id == host_id, commands.c.status == "pending")
-        pending = conn.execute(
-            sa.select(commands.c.id, commands.c.type, commands.c.body, commands.c.expires_at)
-            .where(mine)
-            .order_by(commands.c.created_at)
-        ).all()
+        pending = conn.execute(_PENDING_COMMANDS, {"host_id": host_id}).all()
         if not pending:
             return []
+        mine = sa.and_(commands.c.host_id == host_id, commands.c.status == "pending")
         expired = [r.id for r in pending if r.expires_at <= now]
         if expired:
             conn.execute(sa.update(commands).where(mine, commands.c.id.in_(expired)).values(status="expired"))

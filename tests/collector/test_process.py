@@ -3,6 +3,7 @@ processes on one PostgreSQL ingesting overlapping batches concurrently."""
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import signal
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 
 from boothguard.collector import db
 from boothguard.collector.schema import alerts, events, hosts
+from boothguard.collector.server import settle_heap
 from tests.alerts.servers import make_cert
 from tests.collector.helpers import FakeAgent, gz, ndjson
 from tests.collector.pg import PgCluster
@@ -235,3 +237,13 @@ def test_sighup_applies_a_valid_config_and_refuses_an_invalid_one(tmp_path: Path
         assert any('"config_rejected"' in x and "bogus_key" in x for x in coll.lines), coll.output()
         assert httpx.get(coll.url + "/healthz").status_code == 200
     assert coll.proc.returncode == 0
+
+
+def test_settle_heap_exempts_the_startup_heap_from_collection() -> None:
+    assert gc.get_freeze_count() == 0
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 10000  # modules, classes, the app: all of startup
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
