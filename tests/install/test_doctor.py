@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.agent import AgentProcess, write_config
+from tests.helpers.xvfb import xvfb as start_x
 
 HAS_USB = Path("/sys/bus/usb/devices").is_dir()
 STRIP = (
@@ -128,42 +129,10 @@ def test_audit_mode_is_a_warning(tmp_path: Path) -> None:
 # -- real components ------------------------------------------------------------------------------------
 
 
-def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
-    r, w = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(w), "-nolisten", "tcp", "-screen", "0", "640x480x24", "-noreset"],
-        pass_fds=(w,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(w)
-    data = b""
-    deadline = time.monotonic() + 15
-    while not data.endswith(b"\n") and time.monotonic() < deadline:
-        chunk = os.read(r, 16)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    if not data.strip():
-        proc.kill()
-        raise RuntimeError("Xvfb did not report a display number")
-    return proc, f":{data.decode().strip()}"
-
-
 @pytest.fixture
 def xvfb() -> Iterator[str]:
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt: xvfb)")
-    proc, name = start_xvfb()
-    try:
+    with start_x(screen="640x480x24") as name:
         yield name
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_x11_capabilities_under_xvfb(tmp_path: Path, xvfb: str) -> None:
@@ -179,33 +148,11 @@ def test_x11_capabilities_under_xvfb(tmp_path: Path, xvfb: str) -> None:
 
 
 def test_x11_without_record_degrades_captures(tmp_path: Path) -> None:
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt: xvfb)")
-    r, w = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(w), "-nolisten", "tcp", "-extension", "RECORD", "-extension", "XFIXES"],
-        pass_fds=(w,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(w)
-    try:
-        number = b""
-        deadline = time.monotonic() + 15
-        while not number.endswith(b"\n") and time.monotonic() < deadline:
-            chunk = os.read(r, 16)
-            if not chunk:
-                break
-            number += chunk
-        assert number.strip(), "Xvfb did not start"
-        _, checks = doctor(agent_config(tmp_path), tmp_path, {"DISPLAY": f":{number.decode().strip()}"})
-        assert "RECORD" not in checks["display"][0]["facts"]["extensions"]
-        assert status(checks, "watch captures") == "warn"
-        assert status(checks, "watch clipboard") == "fail"
-    finally:
-        os.close(r)
-        proc.terminate()
-        proc.wait(timeout=5)
+    with start_x(["-extension", "RECORD", "-extension", "XFIXES"]) as display:
+        _, checks = doctor(agent_config(tmp_path), tmp_path, {"DISPLAY": display})
+    assert "RECORD" not in checks["display"][0]["facts"]["extensions"]
+    assert status(checks, "watch captures") == "warn"
+    assert status(checks, "watch clipboard") == "fail"
 
 
 def test_logind_on_a_real_bus(tmp_path: Path) -> None:

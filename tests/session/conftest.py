@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,43 +10,13 @@ from pathlib import Path
 
 import pytest
 
-
-def _start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
-    r, w = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(w), "-nolisten", "tcp", "-screen", "0", "1024x768x24", "-noreset"],
-        pass_fds=(w,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(w)
-    data = b""
-    deadline = time.monotonic() + 15
-    while not data.endswith(b"\n") and time.monotonic() < deadline:
-        chunk = os.read(r, 16)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    if not data.strip():
-        proc.kill()
-        raise RuntimeError("Xvfb did not report a display number")
-    return proc, f":{data.decode().strip()}"
+from tests.helpers.xvfb import xvfb
 
 
 @pytest.fixture(scope="module")
 def xdisplay() -> Iterator[str]:
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt: xvfb)")
-    proc, name = _start_xvfb()
-    try:
+    with xvfb() as name:
         yield name
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def x_env(display: str, **extra: str) -> dict[str, str]:
