@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -32,6 +33,22 @@ class ControlRegistry(Protocol):
     def register(self, op: str, handler: Handler, access: Access) -> None: ...
 
 
+class Services(dict[str, Any]):
+    """Cross-plugin services by name; `wait` for one that a later plugin registers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._added: dict[str, asyncio.Event] = {}
+
+    def __setitem__(self, name: str, service: Any) -> None:
+        super().__setitem__(name, service)
+        self._added.setdefault(name, asyncio.Event()).set()
+
+    async def wait(self, name: str) -> Any:
+        await self._added.setdefault(name, asyncio.Event()).wait()
+        return self[name]
+
+
 @dataclass
 class AgentContext:
     config: AgentConfig
@@ -40,7 +57,13 @@ class AgentContext:
     wall_clock: Callable[[], float]
     monotonic: Callable[[], float]
     # Cross-plugin services by name (e.g. "sessions" for watcher liveness, "lock" for the away state).
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
+
+
+async def sessions_service(ctx: AgentContext) -> SessionsService:
+    """The sessions service, once its plugin has started (plugins start in order; one may come later)."""
+    service: SessionsService = await ctx.services.wait("sessions")
+    return service
 
 
 class Plugin(Protocol):

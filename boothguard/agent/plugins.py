@@ -1,4 +1,4 @@
-"""Which sources the agent runs. Each feature package adds its plugin here."""
+"""Which sources the agent runs, in start order. Each feature package adds its plugin here."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ from boothguard.config import AgentConfig
 
 
 def build_plugins(config: AgentConfig) -> list[Plugin]:
-    plugins: list[Plugin] = []
+    # Imports stay inside: each plugin loads its own libraries only when the agent builds it.
     from boothguard.notify.plugin import NotifyPlugin
-
-    plugins.append(NotifyPlugin(config))
+    from boothguard.session.agent_side import SessionsPlugin
     from boothguard.usb.plugin import UsbPlugin
 
-    plugins.append(UsbPlugin(config.usb))
-    from boothguard.session.agent_side import SessionsPlugin
-
-    plugins.append(SessionsPlugin(config))
+    # Sessions first (the service others use), then notifications (they must see USB's start-up blocks).
+    plugins: list[Plugin] = [SessionsPlugin(config), NotifyPlugin(config), UsbPlugin(config.usb)]
     if config.lock.enabled:
         from boothguard.lock.plugin import LockPlugin
 

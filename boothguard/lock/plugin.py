@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from boothguard import log
-from boothguard.agent.plugin import AgentContext, Reply, SessionsService
+from boothguard.agent.plugin import AgentContext, Reply, SessionsService, sessions_service
 from boothguard.errors import EXIT_FAILURE, EXIT_PERMISSION, EXIT_USAGE
 from boothguard.events import Draft
 from boothguard.lock.away import AwayController, clean_reason
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from boothguard.net.vpn import VpnWatcher
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-SERVICE_WAIT_SECONDS = 0.5
 _log = log.get("lock.plugin")
 
 
@@ -139,11 +138,8 @@ class LockPlugin:
         return service
 
     async def _attach_sessions(self) -> None:
-        """The session plugin may start after us: attach the listener once its service appears."""
-        service = self._sessions()
-        while service is None:
-            await asyncio.sleep(SERVICE_WAIT_SECONDS)
-            service = self._sessions()
+        assert self.ctx is not None
+        service = await sessions_service(self.ctx)
         assert self.controller is not None
         service.add_listener(self.controller.on_session_watcher)
         self._listening = True

@@ -1,10 +1,10 @@
 """The agent plugin: events worth telling the operator → grouped notifications → the session watchers.
 
-It taps the agent's event emitter (it must be the first plugin started, so every other plugin emits through
-the tap): a committed `usb.device.blocked`, `clipboard.cleared`, `screenshot.blocked` (a tool killed) or a
-remote `away.started` becomes a notification; idle reports from the sessions service become the "locking in
-N seconds" countdown. Each batch is pushed to the watcher(s) as `{"push": "notify", "kind", "params"}`, and
-`operator.notified` records what happened (kind, count, language, shown) — never the texts or device names.
+It observes every committed event (`ctx.events.subscribe`): a `usb.device.blocked`, `clipboard.cleared`,
+`screenshot.blocked` (a tool killed) or a remote `away.started` becomes a notification; idle reports from
+the sessions service become the "locking in N seconds" countdown. Each batch is pushed to the watcher(s)
+as `{"push": "notify", "kind", "params"}`, and `operator.notified` records what happened (kind, count,
+language, shown) — never the texts or device names.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from boothguard import log
+from boothguard.agent.plugin import sessions_service
 from boothguard.events import Draft
 from boothguard.notify.grouping import Batch, Grouper
 
@@ -27,7 +28,6 @@ _log = log.get("notify")
 PUSH_TIMEOUT = 5.0
 MAX_INFLIGHT = 16
 IDLE_WARNING_SECONDS = 30.0
-SERVICE_WAIT_SECONDS = 0.1
 MAX_KNOWN_SESSIONS = 256
 
 
@@ -137,10 +137,8 @@ class NotifyPlugin:
         return service
 
     async def _attach_sessions(self) -> None:
-        service = self._sessions()
-        while service is None:
-            await asyncio.sleep(SERVICE_WAIT_SECONDS)
-            service = self._sessions()
+        assert self.ctx is not None
+        service = await sessions_service(self.ctx)
         service.add_listener(self.on_session)
 
     def _all_sessions(self, service: Any) -> list[str]:
