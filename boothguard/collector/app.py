@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from boothguard import log
-from boothguard.collector import queries, users
+from boothguard.collector import queries, usb_allow, users
 from boothguard.collector.alerts.model import Alert
 from boothguard.collector.ingest import BodyError, parse_lines, read_body
 from boothguard.collector.metrics import Metrics
@@ -326,6 +326,15 @@ def _user_routes(app: FastAPI, svc: Services) -> None:
         extra = dict(cmd.model_extra or {})
         if "id" in extra:
             return _error(400, "bad command: the collector assigns its id")
+        if cmd.type == usb_allow.COMMAND:
+            checked = usb_allow.check_command(extra)
+            if isinstance(checked, list):
+                return _error(400, "bad command: " + "; ".join(p.message for p in checked))
+            if extra.get("granted_by") not in (None, who.name):
+                _log.warning(
+                    "usb_allow_granted_by_replaced", user=who.name, given=str(extra["granted_by"])[:64]
+                )
+            extra |= checked.body(granted_by=who.name)  # who granted it is who is logged in, never the body
         created = await run(store.add_command, host_id, cmd.type, extra, who.name)
         if created is None:
             return _error(404, "no such host")
