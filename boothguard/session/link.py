@@ -20,6 +20,8 @@ from boothguard.agent.control import MAX_LINE
 from boothguard.session import protocol as p
 
 _log = log.get("watcher.link")
+# How long a stopping link keeps its connection for goodbye() (which itself gives up after 2 s).
+GOODBYE_GRACE = 5.0
 
 PushHandler = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -62,6 +64,7 @@ class AgentLink:
         self.dropped = 0
         self._dropped_reported = 0
         self.connected = asyncio.Event()
+        self._said_goodbye = asyncio.Event()
         self.registrations = 0
         self._queued = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
@@ -116,15 +119,17 @@ class AgentLink:
 
     async def goodbye(self, reason: str, timeout: float = 2.0) -> bool:
         """Flush queued events, then say goodbye; False if the agent could not be told."""
-        if not self.connected.is_set():
-            return False
         try:
+            if not self.connected.is_set():
+                return False
             async with asyncio.timeout(timeout):
                 while self.queue and self.connected.is_set():  # noqa: ASYNC110 -- two conditions, bounded
                     await asyncio.sleep(0.01)
                 await self.request(p.OP_GOODBYE, reason=reason)
         except (TimeoutError, LinkDown, ConnectionError, OSError):
             return False
+        finally:
+            self._said_goodbye.set()
         return True
 
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
@@ -174,17 +179,19 @@ class AgentLink:
             ]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in tasks:
-                if task is not read_task or stop.is_set():
+                if task is not read_task:  # the reader is cancelled below unless goodbye needs it
                     task.cancel()
             for task in done:
                 if not task.cancelled() and (exc := task.exception()) is not None:
                     raise exc
             if not stop.is_set():
                 raise LinkDown("agent closed the connection")
-            # Stopping: keep the reader so goodbye() can still get its reply.
+            # Stopping: keep the connection and its reader until goodbye() has its reply (bounded: the
+            # owner may never say goodbye); tearing down at `stop` raced the goodbye under load.
             self._tasks.add(read_task)
             read_task.add_done_callback(self._tasks.discard)
-            await stop.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._said_goodbye.wait(), GOODBYE_GRACE)
         finally:
             if not stop.is_set():
                 read_task.cancel()

@@ -26,6 +26,8 @@ from boothguard import log
 from boothguard.session import protocol as p
 from boothguard.session.link import AgentLink, LinkDown, Outgoing
 from boothguard.session.policy import ClipboardPolicy, ScreenshotPolicy, from_message
+from boothguard.session.wl_registry import data_control, globals_of
+from boothguard.session.wl_registry import socket_path as wayland_socket_path
 
 _log = log.get("watcher")
 
@@ -53,6 +55,7 @@ class WatcherOptions:
     home: Path
     user: str
     extra_env: dict[str, str] = field(default_factory=dict)
+    wayland_socket: Path | None = None
 
     @classmethod
     def from_env(cls, socket_path: Path, env: Mapping[str, str] | None = None) -> WatcherOptions:
@@ -66,6 +69,7 @@ class WatcherOptions:
             session_id=session_id_from_env(env, display),
             home=Path(env.get("HOME") or pw.pw_dir),
             user=pw.pw_name,
+            wayland_socket=wayland_socket_path(env),
         )
 
 
@@ -136,7 +140,13 @@ class Watcher:
 
     def _display_alive(self) -> bool:
         if not self.opts.display:
-            return True
+            if self.opts.wayland_socket is None:
+                return True
+            try:
+                globals_of(self.opts.wayland_socket, 3.0)
+                return True
+            except (OSError, ValueError):
+                return False
         try:
             from Xlib import display as xdisplay
 
@@ -194,18 +204,34 @@ class Watcher:
                 else:
                     missing["idle"] = "MIT-SCREEN-SAVER extension missing"
         if self.opts.wayland_display:
-            if shutil.which("wl-paste"):
+            if (problem := self._wayland_clipboard_problem()) is None:
                 caps.append("clipboard.wayland")
             else:
-                missing["clipboard"] = (
-                    "Wayland session without wl-paste (wl-clipboard): clipboard not watched"
-                )
+                missing["clipboard"] = problem
             if not x_ok:
                 missing["capture.record"] = "Wayland has no capture-request interception"
                 missing["idle"] = "no idle source on Wayland without X"
         if not self.opts.display and not self.opts.wayland_display:
             missing["display"] = "neither DISPLAY nor WAYLAND_DISPLAY set"
         self.capabilities, self.missing = caps, missing
+
+    def _wayland_clipboard_problem(self) -> str | None:
+        """Why `wl-paste --watch` cannot watch this compositor's clipboard; None when it can."""
+        path = self.opts.wayland_socket
+        if path is None:
+            return (
+                "WAYLAND_DISPLAY set but XDG_RUNTIME_DIR missing: compositor not found, clipboard not watched"
+            )
+        try:
+            found = globals_of(path, 3.0)
+        except (OSError, ValueError) as exc:
+            return f"compositor {path} not reachable ({exc}): clipboard not watched"[:200]
+        control = data_control(found)
+        if control is None:
+            return "the compositor offers no data-control protocol (ext/wlr): clipboard not watched"
+        if shutil.which("wl-paste") is None:
+            return f"{control} offered but wl-paste (wl-clipboard) missing: clipboard not watched"
+        return None
 
     def _start_sources(self) -> None:
         self.sources_started = True
@@ -553,7 +579,17 @@ class Watcher:
     async def _wayland_clipboard(self) -> None:
         from boothguard.session.wayland import watch_wayland_clipboard
 
-        await watch_wayland_clipboard(self.clip.max_read_bytes, lambda: self.key, self._on_copy)
+        rc = await watch_wayland_clipboard(self.clip.max_read_bytes, lambda: self.key, self._on_copy)
+        # wl-paste gone: the compositor closed (logout) or refused the watch. Never keep claiming to watch.
+        if not await asyncio.to_thread(self._display_alive):
+            self.request_stop("display_closed")
+            return
+        self.missing["clipboard"] = f"wl-paste --watch exited (rc {rc}): clipboard not watched"
+        if "clipboard.wayland" in self.capabilities:
+            self.capabilities.remove("clipboard.wayland")
+        self._send(
+            "session.watcher_degraded", "medium", {"source": "clipboard", "error": self.missing["clipboard"]}
+        )
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, func: Any, arg: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.agent import AgentProcess, write_config
+from tests.helpers.wayland import sway, weston
 from tests.helpers.xvfb import xvfb as start_x
 
 HAS_USB = Path("/sys/bus/usb/devices").is_dir()
@@ -278,33 +279,22 @@ def test_running_agent_spool_and_collector(tmp_path: Path) -> None:
 
 def test_wayland_compositor_without_data_control(tmp_path: Path) -> None:
     """A real compositor (weston, headless): doctor lists its globals and sees no data-control protocol."""
-    if shutil.which("weston") is None:
-        pytest.skip("weston is not installed (apt: weston)")
-    runtime = tmp_path / "xdg"
-    runtime.mkdir(mode=0o700)
-    weston = subprocess.Popen(
-        ["weston", "--backend=headless-backend.so", "--socket=wl-test", "--idle-time=0"],
-        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while not (runtime / "wl-test").exists():
-            assert weston.poll() is None, "weston exited"
-            assert time.monotonic() < deadline, "weston socket never appeared"
-            time.sleep(0.05)
-        env = {"XDG_RUNTIME_DIR": str(runtime), "WAYLAND_DISPLAY": "wl-test"}
+    with weston(tmp_path / "xdg") as env:
         _, checks = doctor(agent_config(tmp_path), tmp_path, env)
         assert status(checks, "display") == "ok", checks["display"]
         assert "wl_compositor" in checks["display"][0]["facts"]["globals"]
         assert status(checks, "watch clipboard") == "fail"
         assert "data-control" in checks["watch clipboard"][0]["detail"]
         assert status(checks, "watch idle") == "warn"
-    finally:
-        weston.terminate()
-        try:
-            weston.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            weston.kill()
-            weston.wait(timeout=10)
+
+
+def test_wayland_compositor_with_data_control(tmp_path: Path) -> None:
+    """sway (wlroots, headless) offers wlr data-control: with wl-paste the clipboard can be watched."""
+    if shutil.which("wl-paste") is None:
+        pytest.skip("wl-paste is not installed (apt: wl-clipboard)")
+    with sway() as env:
+        _, checks = doctor(agent_config(tmp_path), tmp_path, env)
+    assert status(checks, "display") == "ok", checks["display"]
+    assert "zwlr_data_control_manager_v1" in checks["display"][0]["facts"]["globals"]
+    assert status(checks, "watch clipboard") == "ok", checks["watch clipboard"]
+    assert "zwlr_data_control_manager_v1" in checks["watch clipboard"][0]["detail"]

@@ -128,9 +128,12 @@ class Agent(Proc):
 
 
 class WatcherProc(Proc):
-    def __init__(self, agent: Agent, display: str, session_id: str, home: Path, **env: str) -> None:
+    def __init__(self, agent: Agent, display: str | None, session_id: str, home: Path, **env: str) -> None:
+        """display None: no DISPLAY at all (a Wayland-only session; pass WAYLAND_DISPLAY in env)."""
         home.mkdir(parents=True, exist_ok=True)
-        e = x_env(display, XDG_SESSION_ID=session_id, HOME=str(home), **env)
+        e = x_env(display or "", XDG_SESSION_ID=session_id, HOME=str(home), **env)
+        if display is None:
+            e.pop("DISPLAY")
         e.pop("XDG_CONFIG_HOME", None)
         super().__init__([sys.executable, "-m", "boothguard", "session", "--config", str(agent.config)], e)
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from boothguard.install.doctor.model import Check, Probe, Status
 
 X_EXTENSIONS = ("XFIXES", "X-Resource", "RECORD", "MIT-SCREEN-SAVER", "MIT-SHM")
-DATA_CONTROL = ("ext_data_control_manager_v1", "zwlr_data_control_manager_v1")
 
 
 def x_displays(probe: Probe) -> list[str]:
@@ -24,9 +23,10 @@ def x_displays(probe: Probe) -> list[str]:
 
 
 def wayland_sockets(probe: Probe) -> list[Path]:
-    runtime = probe.env.get("XDG_RUNTIME_DIR")
-    if (name := probe.env.get("WAYLAND_DISPLAY")) and runtime:
-        return [Path(name) if name.startswith("/") else Path(runtime) / name]
+    from boothguard.session.wl_registry import socket_path
+
+    if (path := socket_path(probe.env)) is not None:
+        return [path]
     try:
         return sorted(probe.path("/run/user").glob("*/wayland-[0-9]*"))
     except OSError:
@@ -103,7 +103,7 @@ def _x11(probe: Probe, name: str, under_wayland: bool) -> Iterator[Check]:
 
 
 def _wayland(probe: Probe, path: Path) -> Iterator[Check]:
-    from boothguard.install.doctor.wayland import globals_of
+    from boothguard.session.wl_registry import data_control, globals_of
 
     try:
         found = globals_of(path, probe.timeout)
@@ -112,7 +112,7 @@ def _wayland(probe: Probe, path: Path) -> Iterator[Check]:
             "display", "warn", f"Wayland {path} not reachable from here: {exc}", "run doctor in the session"
         )
         return
-    control = [p for p in DATA_CONTROL if p in found]
+    control = data_control(found)
     yield Check("display", "ok", f"Wayland {path}: {len(found)} globals", "", {"globals": sorted(found)})
     if not control:
         yield Check(
@@ -125,11 +125,11 @@ def _wayland(probe: Probe, path: Path) -> Iterator[Check]:
         yield Check(
             "watch clipboard",
             "fail",
-            f"{control[0]} offered but wl-paste missing",
+            f"{control} offered but wl-paste missing",
             "apt install wl-clipboard",
         )
     else:
-        yield Check("watch clipboard", "ok", f"clipboard via {control[0]} (wl-paste)")
+        yield Check("watch clipboard", "ok", f"clipboard via {control} (wl-paste)")
     yield Check(
         "watch captures",
         "warn",

@@ -1,14 +1,36 @@
-"""A minimal Wayland client: list the compositor's globals (wl_registry) to see which protocols it offers."""
+"""A minimal Wayland client: list the compositor's globals (wl_registry) to see which protocols it offers.
+
+Shared by the watcher's capability probe and `boothguard doctor`, so both judge a compositor alike.
+"""
 
 from __future__ import annotations
 
 import socket
 import struct
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 _DISPLAY, _REGISTRY, _CALLBACK = 1, 2, 3
 MAX_BYTES = 1 << 20
+# The protocols `wl-paste --watch` can watch the clipboard through, preferred first.
+DATA_CONTROL = ("ext_data_control_manager_v1", "zwlr_data_control_manager_v1")
+
+
+def socket_path(env: Mapping[str, str]) -> Path | None:
+    """The compositor's socket as libwayland finds it: WAYLAND_DISPLAY, absolute or in XDG_RUNTIME_DIR."""
+    name = env.get("WAYLAND_DISPLAY")
+    if not name:
+        return None
+    if name.startswith("/"):
+        return Path(name)
+    runtime = env.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / name if runtime else None
+
+
+def data_control(found: Mapping[str, int]) -> str | None:
+    """The data-control protocol the compositor offers, if any."""
+    return next((p for p in DATA_CONTROL if p in found), None)
 
 
 def _message(obj: int, opcode: int, *words: int) -> bytes:
