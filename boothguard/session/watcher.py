@@ -451,7 +451,7 @@ class Watcher:
             "pii": copy.pii,
             "fingerprint": copy.fingerprint,
             "allowed_app": allowed,
-            "policy": self.clip.policy,
+            "policy": copy.extra.get("policy", self.clip.policy),  # what was applied to this copy
         }
         self._send("clipboard.copy", severity, data, getattr(copy, "on_committed", None))
         if copy.cleared or copy.clear_error:
@@ -579,7 +579,11 @@ class Watcher:
     async def _wayland_clipboard(self) -> None:
         from boothguard.session.wayland import watch_wayland_clipboard
 
-        rc = await watch_wayland_clipboard(self.clip.max_read_bytes, lambda: self.key, self._on_copy)
+        def reported(copy: Any) -> None:
+            copy.extra["policy"] = "report"  # `clear` is not applied on Wayland: say so, per copy
+            self._on_copy(copy)
+
+        rc = await watch_wayland_clipboard(self.clip.max_read_bytes, lambda: self.key, reported)
         # wl-paste gone: the compositor closed (logout) or refused the watch. Never keep claiming to watch.
         if not await asyncio.to_thread(self._display_alive):
             self.request_stop("display_closed")

@@ -60,8 +60,10 @@ def _wl_copy(env: dict[str, str], data: bytes, mime: str | None = None) -> subpr
     return proc
 
 
-def _stack(tmp: Path, wl_env: dict[str, str]) -> tuple[Agent, WatcherProc]:
-    agent = Agent(tmp).start()
+def _stack(
+    tmp: Path, wl_env: dict[str, str], sections: dict[str, dict[str, Any]] | None = None
+) -> tuple[Agent, WatcherProc]:
+    agent = Agent(tmp, sections).start()
     watcher = WatcherProc(agent, None, "w1", tmp / "home", **wl_env).start()
     try:
         watcher.wait_registered()
@@ -114,7 +116,8 @@ def sway_stack(
         pytest.skip("wl-paste is not installed (apt: wl-clipboard)")
     tmp = tmp_path_factory.mktemp("wl")
     with sway() as wl_env:
-        agent, watcher = _stack(tmp, wl_env)
+        # `clear` is configured but cannot be applied on Wayland: every copy must say it was only reported.
+        agent, watcher = _stack(tmp, wl_env, {"clipboard": {"policy": "clear"}})
         try:
             # Sources start once registered: copies before wl-paste connects would not be seen.
             assert wait_for(lambda: watcher.logged("wl_paste_watching"), 15), watcher.lines[-20:]
@@ -170,7 +173,9 @@ def test_wl_copy_yields_counts_never_text(
     assert d["app"] is None
     assert d["pid"] is None
     assert d["pid_source"] == "none"
+    assert d["policy"] == "report"
     assert ev["severity"] == severity
+    assert not agent.events("clipboard.cleared")
 
 
 def test_wl_copy_of_an_image_is_sized_not_scanned(
