@@ -92,3 +92,15 @@ def identify(display: Any, xid: int) -> ProcessInfo:
     if pid is None:
         return ProcessInfo(None, None, "none", exited=True)
     return ProcessInfo(pid, process_name(pid), source, exited=False)
+
+
+def identify_client(display: Any, client_xid: int, window_id: int) -> ProcessInfo:
+    """A requesting client (RECORD): XRes on its resource base, else the window's `_NET_WM_PID`. The name is
+    read even from a process that has just exited and is not reaped yet; a one-shot tool already reaped
+    (or disconnected) by the time of the lookup has no name (and maybe no pid)."""
+    pid, source = xres_pid(display, client_xid), "xres"
+    if pid is None:
+        pid, source = net_wm_pid(display, window_id), "net_wm_pid"
+    if pid is None:
+        return ProcessInfo(None, None, "none", exited=True)
+    return ProcessInfo(pid, process_name(pid), source, exited=not alive(pid))

@@ -20,8 +20,9 @@ class ClipboardSection(Section):
     # `report`: tell the agent; `clear`: also take the clipboard over with empty content when personal
     # data was found (and the copy is not between allowed applications).
     policy: Literal["report", "clear"] = "report"
-    # Process names between which copying is normal (e.g. the CRM itself); such copies are reported at
-    # severity info and never cleared.
+    # Process names between which copying is normal (e.g. the CRM itself): their copies are reported at
+    # severity info and never cleared; a paste of personal data (X11) is reported unless both the copying
+    # and the pasting app are listed (clipboard managers paste every copy: list them too).
     allow_apps: list[str] = Field(default_factory=list)
     watch_primary: bool = False
     # Text beyond this is not read (the size is still reported, `truncated: true`).

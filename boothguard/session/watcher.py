@@ -91,6 +91,8 @@ class Watcher:
         self._clipboard: Any = None
         self._record: Any = None
         self._recent: dict[tuple[Any, ...], float] = {}
+        self._copies: dict[str, Any] = {}  # the last copy per selection (X11): what a paste delivers
+        self._pasted: dict[tuple[Any, ...], None] = {}  # (client, connection, selection, owner, copy) seen
         self._presenter: Any = None
         self.link = AgentLink(
             opts.socket_path,
@@ -191,6 +193,10 @@ class Watcher:
                     pass  # the clipboard is watched through Wayland below; X sees only XWayland clients
                 elif "XFIXES" in exts:
                     caps.append("clipboard.x11")
+                    if "RECORD" in exts:
+                        caps.append("clipboard.paste")
+                    else:
+                        missing["clipboard.paste"] = "RECORD extension missing: pasting apps not seen"
                 else:
                     missing["clipboard"] = "XFIXES extension missing"
                 if "X-Resource" not in exts:
@@ -206,6 +212,7 @@ class Watcher:
         if self.opts.wayland_display:
             if (problem := self._wayland_clipboard_problem()) is None:
                 caps.append("clipboard.wayland")
+                missing["clipboard.paste"] = "Wayland does not show which application pastes"
             else:
                 missing["clipboard"] = problem
             if not x_ok:
@@ -241,9 +248,12 @@ class Watcher:
             self._start(self._start_x11_clipboard, "clipboard")
         if "clipboard.wayland" in self.capabilities and self.clip.enabled:
             self._spawn(self._wayland_clipboard())
+        captures = self.shot.enabled and self.shot.record and "capture.record" in self.capabilities
+        pastes = self.clip.enabled and "clipboard.paste" in self.capabilities and self._clipboard is not None
+        if captures or pastes:  # one RECORD context for both
+            name = "capture.record" if captures else "clipboard.paste"
+            self._start(lambda: self._start_record(captures, pastes), name)
         if self.shot.enabled:
-            if "capture.record" in self.capabilities and self.shot.record:
-                self._start(self._start_record, "capture.record")
             if self.shot.tools:
                 self._spawn(self._tool_poller())
             self._start(self._start_dirs, "capture.files")
@@ -285,15 +295,21 @@ class Watcher:
         self._clipboard = watcher
         self._closers.append(watcher.stop)
 
-    def _start_record(self) -> None:
+    def _start_record(self, captures: bool, pastes: bool) -> None:
         from boothguard.session.x11_capture import RecordCapture
 
         assert self.opts.display
         assert self._loop is not None
         loop = self._loop
         rec = RecordCapture(
-            self.opts.display, lambda c: _call_soon(loop, self._on_capture, c), self.shot.min_pixels
+            self.opts.display,
+            (lambda c: _call_soon(loop, self._on_capture, c)) if captures else None,
+            self.shot.min_pixels,
+            on_paste=(lambda r: _call_soon(loop, self._on_paste, r)) if pastes else None,
+            paste_selections=("CLIPBOARD", "PRIMARY") if self.clip.watch_primary else ("CLIPBOARD",),
         )
+        if self._clipboard is not None:
+            rec.ignored_windows.add(self._clipboard.win.id)
         rec.start()
         rec.ready.wait(5)
         self._record = rec
@@ -454,6 +470,8 @@ class Watcher:
             "policy": copy.extra.get("policy", self.clip.policy),  # what was applied to this copy
         }
         self._send("clipboard.copy", severity, data, getattr(copy, "on_committed", None))
+        if getattr(copy, "owner_window", 0):
+            self._copies[copy.selection] = copy
         if copy.cleared or copy.clear_error:
             self._send(
                 "clipboard.cleared",
@@ -469,6 +487,57 @@ class Watcher:
                     "reason": "personal_data",
                 },
             )
+
+    def _on_paste(self, paste: Any, tries: int = 0) -> None:
+        """A client asked for a watched selection's content (X RECORD). Reported when the copy it gets held
+        personal data and the copying or the pasting app is not on the allow-list; allowed → allowed is
+        quiet, and so are copies without personal data and copies the `clear` policy emptied."""
+        own = self._clipboard
+        ours = {own.win.id} if own is not None else set()
+        if paste.pid == os.getpid() or paste.requestor in ours or paste.owner in ours or not paste.owner:
+            _log.debug("paste_ignored", pid=paste.pid, requestor=paste.requestor, owner=paste.owner)
+            return  # our own reads, a selection we cleared (served empty), or no owner at all
+        copy = self._copies.get(paste.selection)
+        if copy is None or copy.owner_window != paste.owner:
+            # The paste came before the clipboard thread finished reading the new copy: wait for it,
+            # bounded (the read itself is bounded by convert_timeout).
+            if tries < 20 and self._loop is not None:
+                delay = max(0.05, self.clip.convert_timeout_seconds / 8)
+                self._loop.call_later(delay, self._on_paste, paste, tries + 1)
+            else:
+                _log.info("paste_unmatched", selection=paste.selection, app=paste.app, pid=paste.pid)
+            return
+        if not copy.pii or copy.cleared:
+            return
+        key = (paste.client_base, paste.client_serial, paste.selection, paste.owner, copy.fingerprint)
+        if key in self._pasted:
+            return  # one event per pasting client and copy (a paste asks for several formats)
+        if len(self._pasted) > 1000:
+            self._pasted.clear()
+        self._pasted[key] = None
+        source_allowed = self._allowed(copy.app, self.clip.allow_apps)
+        target_allowed = self._allowed(paste.app, self.clip.allow_apps)
+        if source_allowed and target_allowed:
+            return
+        self._send(
+            "clipboard.paste",
+            "high",
+            {
+                "selection": paste.selection,
+                "target_format": paste.target,
+                "source_app": copy.app,
+                "source_pid": copy.pid,
+                "source_allowed": source_allowed,
+                "target_app": paste.app,
+                "target_pid": paste.pid,
+                "target_pid_source": paste.pid_source,
+                "target_allowed": target_allowed,
+                "pii": copy.pii,
+                "fingerprint": copy.fingerprint,
+                "kind": copy.kind,
+                "policy": self.clip.policy,
+            },
+        )
 
     def _dedupe(self, key: tuple[Any, ...]) -> bool:
         now = time.monotonic()

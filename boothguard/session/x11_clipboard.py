@@ -51,6 +51,7 @@ class ClipboardCopy:
     cleared: bool = False
     clear_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    owner_window: int = 0  # the X window that owned the selection (ties pastes to this copy); 0 unknown
 
 
 ClearDecision = Callable[[ClipboardCopy], bool]
@@ -161,6 +162,7 @@ class ClipboardWatcher:
         proc = owner_mod.identify(self.d, owner_id)
         formats = self._formats(ev.selection, ev.selection_timestamp)
         copy = self._inspect(ev.selection, ev.selection_timestamp, formats, proc, observed, start)
+        copy = _replace(copy, owner_window=owner_id)
         if self.should_clear(copy):
             copy = self._clear(ev.selection, copy)
         self.copies += 1

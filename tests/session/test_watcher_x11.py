@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import os
+import select
+import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +126,94 @@ def test_image_copy(stack: tuple[Agent, WatcherProc, Path], xdisplay: str, tmp_p
     assert "image/png" in ev["data"]["formats"]
     assert ev["data"]["size"] == len(png)
     assert ev["data"]["pii"] == {}
+
+
+PASTERS: list[subprocess.Popen[bytes]] = []
+PASTER = Path(__file__).with_name("x11_paster.py")
+
+
+def _paste(display: str, name: str) -> tuple[int, bytes]:
+    """Paste the clipboard like an application would: a real client named `name` asking the owner
+    (ConvertSelection) and staying open, as an editor does, until the end of the test (`_reap`)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(PASTER), name],
+        env=x_env(display),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    PASTERS.append(proc)
+    assert proc.stdout is not None
+    out = b""
+    while not out.endswith(b"done\n"):
+        ready, _, _ = select.select([proc.stdout], [], [], 15)
+        assert ready, f"paster {name} did not answer: {out!r}"
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        assert chunk, f"paster {name} exited: {out!r}"
+        out += chunk
+    lines = out.splitlines()
+    assert len(lines) == 2, lines
+    return proc.pid, bytes.fromhex(lines[0].decode())
+
+
+@pytest.fixture(autouse=True)
+def _reap() -> Iterator[None]:
+    yield
+    while PASTERS:
+        proc = PASTERS.pop()
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _paste_event(agent: Agent, pid: int, after: int, timeout: float = 15) -> dict[str, Any]:
+    return agent.wait_event(
+        "clipboard.paste", lambda e: e["seq"] > after and e["data"]["target_pid"] == pid, timeout
+    )
+
+
+def test_paste_of_personal_data_is_reported_with_both_apps(
+    stack: tuple[Agent, WatcherProc, Path], xdisplay: str
+) -> None:
+    agent, _, _ = stack
+    before = _last_seq(agent)
+    proc = xclip_copy(xdisplay, f"card {CARD}".encode())
+    try:
+        copy = _copy_event(agent, proc.pid, before)
+        paster, out = _paste(xdisplay, "notes")
+        assert out == f"card {CARD}".encode()  # report mode: the paste goes through
+        ev = _paste_event(agent, paster, before)
+    finally:
+        proc.kill()
+        proc.wait()
+    d = ev["data"]
+    assert ev["severity"] == "high"
+    assert d["selection"] == "CLIPBOARD"
+    assert d["target_format"] == "UTF8_STRING"
+    assert (d["source_app"], d["source_pid"], d["source_allowed"]) == ("xclip", proc.pid, False)
+    assert (d["target_app"], d["target_allowed"], d["target_pid_source"]) == ("notes", False, "xres")
+    assert d["pii"] == {"credit_card": 1}
+    assert d["fingerprint"] == copy["data"]["fingerprint"]
+    # Without personal data a paste is not an event; the watcher's own reads never are.
+    before = _last_seq(agent)
+    proc = xclip_copy(xdisplay, b"plain words")
+    try:
+        _copy_event(agent, proc.pid, before)
+        paster, out = _paste(xdisplay, "notes")
+        assert out == b"plain words"
+        proc2 = xclip_copy(xdisplay, f"again {CARD}".encode())  # a later event to wait for
+        try:
+            _copy_event(agent, proc2.pid, before)
+            paster2, _ = _paste(xdisplay, "notes")
+            _paste_event(agent, paster2, before)
+        finally:
+            proc2.kill()
+            proc2.wait()
+    finally:
+        proc.kill()
+        proc.wait()
+    pastes = [e for e in agent.events("clipboard.paste") if e["seq"] > before]
+    assert [e["data"]["target_pid"] for e in pastes] == [paster2]
+    assert os.getpid() not in {e["data"]["target_pid"] for e in agent.events("clipboard.paste")}
 
 
 def test_forking_owner_is_found_through_its_process_group(
@@ -364,6 +456,81 @@ def test_kill_and_quarantine_policy(xdisplay: str, tmp_path: Path) -> None:
         finally:
             proc.kill()
             proc.wait()
+    finally:
+        watcher.stop()
+        agent.stop()
+
+
+def test_allow_list_is_between_apps(xdisplay: str, tmp_path: Path) -> None:
+    """allow_apps = ["xclip", "crm"]: xclip → crm is quiet; xclip → another app, and another app → crm, are
+    `clipboard.paste` high. The other copying app is xclip under another name (`texteditor`)."""
+    xclip = shutil.which("xclip")
+    assert xclip is not None
+    editor = tmp_path / "texteditor"
+    shutil.copy(xclip, editor)
+    agent = Agent(tmp_path, {"clipboard": {"allow_apps": ["xclip", "crm"]}}).start()
+    watcher = WatcherProc(agent, xdisplay, "c6", tmp_path / "home").start()
+    try:
+        watcher.wait_registered()
+        proc = xclip_copy(xdisplay, f"crm {CARD}".encode())
+        try:
+            copy = _copy_event(agent, proc.pid)
+            assert copy["severity"] == "info"
+            assert copy["data"]["allowed_app"] is True
+            quiet, out = _paste(xdisplay, "crm")  # CRM → CRM
+            assert out == f"crm {CARD}".encode()
+            crm = PASTERS.pop()
+            assert crm.stdin is not None
+            crm.stdin.close()  # it disconnects: the server hands its resource base to the next client
+            crm.wait(timeout=10)
+            outside, out = _paste(xdisplay, "texteditor")  # CRM → elsewhere
+            assert out == f"crm {CARD}".encode()
+            ev = _paste_event(agent, outside, 0)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert ev["severity"] == "high"
+        d = ev["data"]
+        assert (d["source_app"], d["source_allowed"]) == ("xclip", True)
+        assert (d["target_app"], d["target_allowed"]) == ("texteditor", False)
+        assert d["pii"] == {"credit_card": 1}
+        assert d["fingerprint"] == copy["data"]["fingerprint"]
+        # Pastes are reported in the order they came: the allowed one before would be there by now.
+        assert quiet not in {e["data"]["target_pid"] for e in agent.events("clipboard.paste")}
+        # Elsewhere → CRM: the copy is not allowed, so its paste into the CRM is reported too.
+        before = _last_seq(agent)
+        other = subprocess.Popen(
+            [str(editor), "-quiet", "-selection", "clipboard"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=x_env(xdisplay),
+            start_new_session=True,
+        )
+        assert other.stdin is not None
+        other.stdin.write(f"note {PHONE}".encode())
+        other.stdin.close()
+        try:
+            copy = _copy_event(agent, other.pid, before)
+            assert copy["data"]["app"] == "texteditor"
+            assert copy["data"]["allowed_app"] is False
+            into_crm, _ = _paste(xdisplay, "crm")
+            ev = _paste_event(agent, into_crm, before)
+        finally:
+            other.kill()
+            other.wait()
+        d = ev["data"]
+        assert ev["severity"] == "high"
+        assert (d["source_app"], d["source_allowed"], d["target_app"], d["target_allowed"]) == (
+            "texteditor",
+            False,
+            "crm",
+            True,
+        )
+        assert d["pii"] == {"phone_jp": 1}
+        events_text = "\n".join(str(e) for e in agent.events())
+        assert CARD not in events_text
+        assert PHONE not in events_text
     finally:
         watcher.stop()
         agent.stop()
