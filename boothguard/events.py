@@ -23,40 +23,6 @@ ZERO_HASH = "0" * 64
 TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$"
 _TYPE_RE = re.compile(TYPE_PATTERN)
 
-# Types named by SPEC §4; sources may add more under their own prefix.
-KNOWN_TYPES = frozenset(
-    {
-        "agent.started",
-        "agent.stopping",
-        "agent.heartbeat",
-        "agent.config_rejected",
-        "agent.plugin_failed",
-        "agent.command_ack",
-        "usb.device.blocked",
-        "usb.device.allowed",
-        "usb.device.removed",
-        "usb.interface.blocked",
-        "usb.storage.detected",
-        "clipboard.copy",
-        "clipboard.cleared",
-        "screenshot.detected",
-        "screenshot.blocked",
-        "away.started",
-        "away.ended",
-        "screen.locked",
-        "screen.lock_failed",
-        "screen.unlocked",
-        "session.started",
-        "session.ended",
-        "session.watcher_missing",
-        "network.vpn_down",
-        "network.vpn_up",
-        "spool.gap",
-        "spool.disk_full",
-        "ship.rejected",
-    }
-)
-
 
 class HostRef(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
