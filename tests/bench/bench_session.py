@@ -27,7 +27,7 @@ from Xlib import display as xdisplay
 from Xlib.ext import xfixes
 from Xlib.protocol import event as xevent
 
-from tests.session.conftest import _start_xvfb
+from tests.helpers.xvfb import start_xvfb as _start_xvfb
 from tests.session.harness import Agent, WatcherProc
 
 N = 200
