@@ -1,0 +1,131 @@
+"""Hosts on the write side: enrollment and token checks, and marking hosts silent past their threshold."""
+
+from __future__ import annotations
+
+import secrets
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from boothguard import log
+from boothguard.collector import db
+from boothguard.collector.alerts.model import Alert, Observation
+from boothguard.collector.audit import audit, token_hash
+from boothguard.collector.schema import hosts
+from boothguard.collector.settings import CollectorSection
+from boothguard.collector.store_parts import StoreParts
+
+_log = log.get("collector.store")
+
+
+def enroll(store: StoreParts, host_id: str, name: str) -> str:
+    """Create the host or rotate its token; the old token stops working at once."""
+    token = secrets.token_urlsafe(32)
+    for attempt in range(3):
+        try:
+            with db.write(store.engine) as conn:
+                now = store.clock()
+                q = sa.select(hosts.c.id).where(hosts.c.id == host_id).with_for_update()
+                known = conn.execute(q).first() is not None
+                if known:
+                    conn.execute(
+                        sa.update(hosts)
+                        .where(hosts.c.id == host_id)
+                        .values(token_hash=token_hash(token), name=name)
+                    )
+                else:
+                    conn.execute(
+                        sa.insert(hosts).values(
+                            id=host_id, name=name, token_hash=token_hash(token), enrolled_at=now
+                        )
+                    )
+                audit(
+                    conn,
+                    f"host:{host_id}",
+                    "host.enroll",
+                    host_id,
+                    {"name": name, "rotated": known},
+                    now=now,
+                )
+            _log.info("host_enrolled", host=host_id, rotated=known)
+            return token
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def authenticate(store: StoreParts, token: str) -> str | None:
+    with db.read(store.engine) as conn:
+        row = conn.execute(sa.select(hosts.c.id).where(hosts.c.token_hash == token_hash(token))).first()
+    return None if row is None else str(row[0])
+
+
+def silence_reason(last_type: str | None, last_reason: str | None) -> str:
+    if last_type == "agent.stopping":
+        return "host_shutdown" if last_reason == "shutdown" else "clean_stop"
+    return "killed_or_network_lost"
+
+
+def threshold(settings: CollectorSection, row: RowMapping) -> float:
+    beat = row["heartbeat_seconds"]
+    if beat:
+        return float(beat) * settings.silence_heartbeats
+    return settings.silence_default_seconds
+
+
+def check_silence(store: StoreParts) -> list[Alert]:
+    """Mark hosts silent past their threshold (once, across processes) and raise the observation."""
+    now = store.clock()
+    with db.read(store.engine) as conn:
+        rows = (
+            conn.execute(sa.select(hosts).where(hosts.c.state == "online", hosts.c.last_seen.is_not(None)))
+            .mappings()
+            .all()
+        )
+    overdue = [(row, threshold(store.settings, row)) for row in rows]
+    overdue = [(row, limit) for row, limit in overdue if now - row["last_seen"] > limit]
+    if not overdue:
+        return []
+    with db.write(store.engine) as conn:
+        observations: list[Observation] = []
+        for row, limit in overdue:
+            reason = silence_reason(row["last_type"], row["last_reason"])
+            claimed = conn.execute(
+                sa.update(hosts)
+                .where(
+                    hosts.c.id == row["id"],
+                    hosts.c.state == "online",
+                    hosts.c.last_seen == row["last_seen"],
+                )
+                .values(state="silent", silent_reason=reason)
+            ).rowcount
+            if claimed != 1:
+                continue  # heard from meanwhile, or another process got there first
+            _log.warning("host_silent", host=row["id"], reason=reason)
+            observations.append(
+                Observation(
+                    type="collector.host.silent",
+                    severity="high",
+                    host_id=row["id"],
+                    host_name=row["name"],
+                    data={
+                        "reason": reason,
+                        "last_type": row["last_type"],
+                        "last_seen": _rfc3339(row["last_seen"]),
+                        "threshold_seconds": limit,
+                    },
+                    seq_from=int(row["max_seq"]) or None,
+                    seq_to=int(row["max_seq"]) or None,
+                )
+            )
+        if store.alert_book is None:
+            return []
+        return store.alert_book.process(conn, observations, now)
+
+
+def _rfc3339(unix: float) -> str:
+    from boothguard.events import format_time
+
+    return format_time(unix)
