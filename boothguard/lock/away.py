@@ -3,36 +3,51 @@ escalation; unlock or `back` → present. One record per away session, persisted
 
 Per session: present → away (locking) → locked | lock_failed → present (unlock, or back), with an optional
 re-lock when the operator unlocks while the away state is meant to hold.
-
-This module composes the parts and runs them: signals in (`away_sources`), the logind-driven state machine
-(`away_state`), one lock attempt with verification and escalation (`away_lock`), shared state (`away_base`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from boothguard import log
 from boothguard.agent.plugin import EventEmitter, SessionsService
-from boothguard.events import format_time
-from boothguard.lock.away_base import MAX_REASON, clean_reason
-from boothguard.lock.away_lock import LockAttempts
-from boothguard.lock.away_sources import AwaySources
-from boothguard.lock.away_state import AwayStateMachine
-from boothguard.lock.logind import Logind, LogindError, SessionInfo
+from boothguard.events import Draft, format_time
+from boothguard.lock.logind import Logind, LogindError, SessionInfo, SessionSignal, with_changes
 from boothguard.lock.settings import LockSection
 from boothguard.lock.state import AwayRecord, StateStore
 
-__all__ = ["MAX_REASON", "AwayController", "clean_reason"]
-
 _log = log.get("lock.away")
+MAX_REASON = 200
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 30.0
 
 
-class AwayController(AwaySources, AwayStateMachine, LockAttempts):
+def clean_reason(value: Any) -> str:
+    text = value if isinstance(value, str) else ""
+    return "".join(ch for ch in text if ch.isprintable())[:MAX_REASON]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+@dataclass
+class _Attempt:
+    """What one lock attempt learned; becomes the lock event's data."""
+
+    method: str = "logind"
+    verified_by: str | None = None
+    signal_to_request: float | None = None
+    request_to_verified: float | None = None
+    error: str | None = None
+    fallback: dict[str, Any] | None = None
+    observed_at: float | None = None
+
+
+class AwayController:
     def __init__(
         self,
         *,
@@ -64,6 +79,8 @@ class AwayController(AwaySources, AwayStateMachine, LockAttempts):
         self._save_lock = asyncio.Lock()
         self.counters = {"locks_verified": 0, "locks_failed": 0, "signals": 0}
         logind.add_listener(self._on_logind)
+
+    # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.records = self.store.load()
@@ -113,6 +130,447 @@ class AwayController(AwaySources, AwayStateMachine, LockAttempts):
             except LogindError as exc:
                 _log.debug("logind_connect_failed", error=str(exc))
                 delay = min(delay * 2, RECONNECT_MAX)
+
+    async def refresh(self) -> None:
+        fresh = {s.id: s for s in await self.logind.list_sessions()}
+        old = self.cache
+        self.cache = fresh
+        for sid, info in fresh.items():
+            before = old.get(sid)
+            if before is not None and before.locked_hint != info.locked_hint:
+                self._locked_changed(sid, info.locked_hint, self.mono())
+            elif before is None and info.locked_hint:
+                self._lock_event(sid).set()
+        for sid in set(old) - set(fresh):
+            self._session_gone(sid)
+
+    # -- sources ---------------------------------------------------------------------------------
+
+    def graphical_sessions(self) -> list[SessionInfo]:
+        return [s for s in self.cache.values() if s.graphical]
+
+    async def away(
+        self, source: str, reason: str, session_ids: list[str] | None = None, at: float | None = None
+    ) -> dict[str, bool]:
+        """Lock the named sessions (all graphical ones when None); True per session once verified."""
+        signal_at = self.mono() if at is None else at
+        self.counters["signals"] += 1
+        reason = clean_reason(reason)
+        targets = list(session_ids) if session_ids is not None else [s.id for s in self.graphical_sessions()]
+        if not targets:
+            if session_ids is None and self.logind.connected:
+                # A session may have started since the last refresh; look once before giving up.
+                with contextlib.suppress(LogindError):
+                    await self.refresh()
+                targets = [s.id for s in self.graphical_sessions()]
+            if not targets:
+                await self._no_target(source, reason, signal_at)
+                return {}
+        tasks: dict[str, asyncio.Task[bool]] = {}
+        gates: list[asyncio.Event] = []
+        announce: list[AwayRecord] = []
+        for sid in dict.fromkeys(targets):
+            if sid in self._inflight:
+                tasks[sid] = self._inflight[sid]
+                continue
+            rec = self.records.get(sid)
+            info = self.cache.get(sid)
+            if rec is not None and rec.phase == "locked" and info is not None and info.locked_hint:
+                continue  # already away and locked
+            if rec is None:
+                rec = AwayRecord(sid, info.user if info else None, source, reason, self.wall())
+                self.records[sid] = rec
+                announce.append(rec)
+            self._cancel_relock(sid)
+            rec.phase = "locking"
+            gate = asyncio.Event()
+            gates.append(gate)
+            tasks[sid] = self._track(sid, self._lock(sid, rec, signal_at, gate, source=source, reason=reason))
+        try:
+            await asyncio.sleep(0)  # let the lock tasks send LockSession before we persist and report
+            if announce:
+                await self._save()
+                for rec in announce:
+                    data = {"session": rec.session, "source": source, "reason": reason}
+                    await self.events.emit(Draft("away.started", "info", data, user=rec.user))
+        finally:
+            for gate in gates:
+                gate.set()
+        results = await asyncio.gather(*tasks.values(), return_exceptions=True)
+        out = {sid: r is True for sid, r in zip(tasks, results, strict=True)}
+        for sid in targets:
+            out.setdefault(sid, True)
+        return out
+
+    def _track(self, sid: str, coro: Any) -> asyncio.Task[bool]:
+        task: asyncio.Task[bool] = asyncio.create_task(coro, name=f"lock-{sid}")
+        self._inflight[sid] = task
+
+        def done(t: asyncio.Task[bool]) -> None:
+            if self._inflight.get(sid) is t:
+                del self._inflight[sid]
+            if not t.cancelled() and t.exception() is not None:
+                _log.error("lock_attempt_failed", session=sid, error=repr(t.exception()))
+
+        task.add_done_callback(done)
+        return task
+
+    async def back(self, source: str, session_ids: list[str]) -> list[str]:
+        ended = []
+        for sid in session_ids:
+            rec = self.records.pop(sid, None)
+            if rec is None:
+                continue
+            self._cancel_relock(sid)
+            self._present_since[sid] = self.mono()
+            ended.append(rec)
+        if ended:
+            await self._save()
+        for rec in ended:
+            await self._emit_ended(rec, source)
+        return [r.session for r in ended]
+
+    def on_session_watcher(self, session_id: str, kind: str, info: Mapping[str, Any]) -> None:
+        """SessionsService listener: idle time and watcher liveness become away signals."""
+        at = self.mono()
+        if kind == "idle":
+            threshold = self.settings.idle_seconds
+            seconds = info.get("seconds")
+            if not threshold or not isinstance(seconds, int | float) or seconds < threshold:
+                return
+            if session_id in self.records or session_id in self._inflight:
+                return
+            # An idle report older than the last return to present is stale.
+            since = self._present_since.get(session_id)
+            if since is not None and at - since < threshold:
+                return
+            self._spawn(self.away("idle", f"idle for {int(seconds)} s", [session_id], at))
+        elif kind == "watcher_missing" and self.settings.lock_on_watcher_missing:
+            known = self.cache.get(session_id)
+            if known is not None and not (known.graphical and known.active):
+                return
+            if session_id in self.records and self.records[session_id].phase == "locked":
+                return
+            self._spawn(self.away("watcher_missing", "session watcher missing", [session_id], at))
+
+    # -- the lock itself -------------------------------------------------------------------------
+
+    async def _lock(
+        self,
+        sid: str,
+        rec: AwayRecord,
+        signal_at: float,
+        gate: asyncio.Event,
+        *,
+        source: str,
+        reason: str,
+        resumed: bool = False,
+    ) -> bool:
+        info = self.cache.get(sid)
+        attempt = _Attempt()
+        locked = self._lock_event(sid)
+        if not (info is not None and info.locked_hint):
+            locked.clear()
+        requested_at = self.mono()
+        attempt.signal_to_request = requested_at - signal_at
+        try:
+            await self.logind.lock_session(sid)
+        except LogindError as exc:
+            attempt.error = str(exc)
+            _log.warning("lock_session_failed", session=sid, error=str(exc))
+        deadline = requested_at + self.settings.verify_seconds
+        verified_by = await self._verify(sid, deadline) if attempt.error is None else None
+        if verified_by is None:
+            verified_by = await self._fallback(sid, attempt)
+        if verified_by is not None:
+            attempt.verified_by = verified_by
+            end = self._observed_at.get(sid) if verified_by == "locked_hint" else None
+            end = end if end is not None and end >= requested_at else self.mono()
+            attempt.request_to_verified = end - requested_at
+            attempt.observed_at = end
+        await gate.wait()  # away.started is committed first
+        ok = verified_by is not None
+        if ok:
+            rec.phase, rec.method = "locked", attempt.method
+            self.counters["locks_verified"] += 1
+        else:
+            rec.phase = "lock_failed"
+            self.counters["locks_failed"] += 1
+        # The event and the state file are written side by side: the spool commit is what proves the lock.
+        report = self._emit_lock_result(sid, rec, attempt, source=source, reason=reason, resumed=resumed)
+        if sid in self.records:
+            await asyncio.gather(self._save(), report)
+        else:
+            await report
+        if not ok and self.settings.terminate_on_failure:
+            await self._terminate(sid, rec)
+        return ok
+
+    async def _verify(self, sid: str, deadline: float) -> str | None:
+        locked = self._lock_event(sid)
+        while True:
+            remaining = deadline - self.mono()
+            if locked.is_set():
+                return "locked_hint"
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(locked.wait(), min(0.5, remaining))
+            except TimeoutError:
+                # Not every logind emits PropertiesChanged promptly: ask.
+                info = self.cache.get(sid)
+                if info is not None and self.logind.connected:
+                    with contextlib.suppress(LogindError):
+                        if await self.logind.locked_hint(info, timeout=max(0.1, remaining)):
+                            self._locked_changed(sid, True, self.mono())
+        svc = self._sessions()
+        if svc is None:
+            return None
+        try:
+            state = await svc.request(sid, "screensaver_state", self.settings.screensaver_timeout_seconds)
+        except Exception as exc:  # another plugin's failure must not stop the escalation
+            _log.warning("screensaver_state_failed", session=sid, error=str(exc))
+            return None
+        if state is not None and state.get("active") is True:
+            return "screensaver"
+        return None
+
+    async def _fallback(self, sid: str, attempt: _Attempt) -> str | None:
+        svc = self._sessions()
+        commands = self.settings.fallback_commands
+        if svc is None or not commands:
+            attempt.fallback = {
+                "ran": False,
+                "why": "no session watcher" if svc is None else "none configured",
+            }
+            return None
+        started = self.mono()
+        try:
+            answer = await svc.request(
+                sid, "lock_fallback", self.settings.fallback_timeout_seconds, commands=commands
+            )
+        except Exception as exc:
+            _log.warning("lock_fallback_failed", session=sid, error=str(exc))
+            answer = None
+        if answer is None:
+            attempt.fallback = {"ran": False, "why": "watcher did not answer"}
+            return None
+        method = str(answer.get("method") or "unknown")
+        attempt.fallback = {"ran": True, "ok": bool(answer.get("ok")), "method": method}
+        verified = (
+            await self._verify(sid, started + self.settings.verify_seconds) if answer.get("ok") else None
+        )
+        if verified is not None:
+            attempt.method = f"fallback:{method}"
+        return verified
+
+    async def _terminate(self, sid: str, rec: AwayRecord) -> None:
+        try:
+            await self.logind.terminate_session(sid)
+            result, error = "terminated", None
+        except LogindError as exc:
+            result, error = "terminate_failed", str(exc)
+        await self.events.emit(
+            Draft(
+                "screen.lock_failed",
+                "critical" if error else "high",
+                {
+                    "session": sid,
+                    "source": rec.source,
+                    "method": "terminate",
+                    "result": result,
+                    "error": error,
+                },
+                user=rec.user,
+            )
+        )
+
+    async def _emit_lock_result(
+        self, sid: str, rec: AwayRecord, a: _Attempt, *, source: str, reason: str, resumed: bool
+    ) -> None:
+        data: dict[str, Any] = {
+            "session": sid,
+            "source": source,
+            "reason": reason,
+            "method": a.method,
+            "result": "verified" if a.verified_by else "unverified",
+            "verified_by": a.verified_by,
+            "timings": {
+                "signal_to_request_ms": _ms(a.signal_to_request),
+                "request_to_verified_ms": _ms(a.request_to_verified),
+            },
+        }
+        if a.error:
+            data["error"] = a.error
+        if a.fallback is not None:
+            data["fallback"] = a.fallback
+        if resumed:
+            data["resumed"] = True
+        self.last_attempt_timings = _ms(a.signal_to_request)
+        if a.verified_by:
+            await self.events.emit(Draft("screen.locked", "info", data, user=rec.user))
+            if a.observed_at is not None:
+                self.last_verified_emit = (a.observed_at, self.mono())
+        else:
+            await self.events.emit(Draft("screen.lock_failed", "high", data, user=rec.user))
+
+    # For the benchmark and status: the last verified lock's (LockedHint observed, committed) times.
+    last_verified_emit: tuple[float, float] | None = None
+    last_attempt_timings: float | None = None
+
+    async def _no_target(self, source: str, reason: str, signal_at: float) -> None:
+        why = "no graphical session" if self.logind.connected else "logind not reachable"
+        self.counters["locks_failed"] += 1
+        await self.events.emit(
+            Draft(
+                "screen.lock_failed",
+                "high",
+                {
+                    "session": None,
+                    "source": source,
+                    "reason": reason,
+                    "method": "logind",
+                    "result": "no_session",
+                    "error": why,
+                    "timings": {"signal_to_request_ms": None, "request_to_verified_ms": None},
+                },
+            )
+        )
+
+    # -- what logind tells us ----------------------------------------------------------------------
+
+    def _on_logind(self, sig: SessionSignal) -> None:
+        if sig.kind == "changed":
+            info = self.cache.get(sig.session_id)
+            if info is not None:
+                self.cache[sig.session_id] = with_changes(info, sig.changed)
+            if "LockedHint" in sig.changed:
+                self._locked_changed(sig.session_id, bool(sig.changed["LockedHint"]), sig.at)
+        elif sig.kind == "new":
+            self._spawn(self._add_session(sig.path))
+        elif sig.kind == "removed":
+            self.cache.pop(sig.session_id, None)
+            self._session_gone(sig.session_id)
+        else:
+            _log.debug("logind_session_signal", kind=sig.kind, session=sig.session_id)
+
+    async def _add_session(self, path: str) -> None:
+        with contextlib.suppress(LogindError):
+            info = await self.logind.session_at(path)
+            self.cache[info.id] = info
+
+    def _lock_event(self, sid: str) -> asyncio.Event:
+        return self._locked.setdefault(sid, asyncio.Event())
+
+    def _locked_changed(self, sid: str, locked: bool, at: float) -> None:
+        ev = self._lock_event(sid)
+        rec = self.records.get(sid)
+        if locked:
+            self._observed_at[sid] = at
+            ev.set()
+            if rec is not None and rec.phase in ("lock_failed", "unlocked") and sid not in self._inflight:
+                rec.phase, rec.method = "locked", "late"
+                self._cancel_relock(sid)
+                self._spawn(self._late_lock(sid, rec))
+            return
+        ev.clear()
+        if rec is None or rec.phase != "locked":
+            return
+        self._spawn(self._unlocked(sid, rec))
+
+    async def _late_lock(self, sid: str, rec: AwayRecord) -> None:
+        await self._save()
+        data = {"session": sid, "source": rec.source, "method": "late", "result": "verified"}
+        await self.events.emit(Draft("screen.locked", "info", data, user=rec.user))
+
+    async def _unlocked(self, sid: str, rec: AwayRecord) -> None:
+        relock = self.settings.relock_after_seconds
+        await self.events.emit(
+            Draft("screen.unlocked", "info", {"session": sid, "away_source": rec.source}, user=rec.user)
+        )
+        if relock <= 0:
+            if self.records.get(sid) is rec:
+                del self.records[sid]
+                self._present_since[sid] = self.mono()
+                await self._save()
+                await self._emit_ended(rec, "unlock")
+            return
+        rec.phase = "unlocked"
+        await self._save()
+        loop = asyncio.get_running_loop()
+        self._cancel_relock(sid)
+        self._relock[sid] = loop.call_later(relock, lambda: self._spawn(self._relock_now(sid)))
+
+    async def _relock_now(self, sid: str) -> None:
+        self._relock.pop(sid, None)
+        rec = self.records.get(sid)
+        if rec is None or rec.phase == "locked" or sid in self._inflight:
+            return
+        await self.away(rec.source, "relock while away", [sid])
+
+    def _cancel_relock(self, sid: str) -> None:
+        handle = self._relock.pop(sid, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _session_gone(self, sid: str) -> None:
+        self._locked.pop(sid, None)
+        rec = self.records.pop(sid, None)
+        if rec is not None:
+            self._cancel_relock(sid)
+            self._spawn(self._ended_gone(rec))
+
+    async def _ended_gone(self, rec: AwayRecord) -> None:
+        await self._save()
+        await self._emit_ended(rec, "session_ended")
+
+    async def _restore(self) -> None:
+        """After a (re)connect: persisted away sessions stay away, and are locked again if they are not."""
+        for sid, rec in list(self.records.items()):
+            info = self.cache.get(sid)
+            if info is None:
+                self._session_gone(sid)
+            elif info.locked_hint:
+                if rec.phase != "locked":
+                    rec.phase = "locked"
+                    await self._save()
+            elif sid not in self._inflight:
+                gate = asyncio.Event()
+                gate.set()
+                rec.phase = "locking"
+                self._track(
+                    sid,
+                    self._lock(
+                        sid, rec, self.mono(), gate, source=rec.source, reason=rec.reason, resumed=True
+                    ),
+                )
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    async def _emit_ended(self, rec: AwayRecord, source: str) -> None:
+        data = {
+            "session": rec.session,
+            "source": source,
+            "away_source": rec.source,
+            "duration_s": round(max(0.0, self.wall() - rec.since), 3),
+        }
+        await self.events.emit(Draft("away.ended", "info", data, user=rec.user))
+
+    async def _save(self) -> None:
+        # Snapshots are taken in order under the lock, so the file always ends with the latest state.
+        async with self._save_lock:
+            snapshot = {sid: replace(rec) for sid, rec in self.records.items()}
+            await asyncio.to_thread(self.store.save, snapshot)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("lock_task_failed", error=repr(task.exception()))
 
     def status(self) -> dict[str, Any]:
         return {
