@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 _WRITE = "boothguard_write"
+BUSY_SECONDS = 30
 
 
 def normalize_url(url: str) -> str:
@@ -43,9 +46,9 @@ def _sqlite_setup(engine: Engine) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is deferred).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
+        _use_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -53,6 +56,20 @@ def _sqlite_setup(engine: Engine) -> None:
     def _begin(conn: Connection) -> None:
         # Writers take the write lock up front: no deadlock upgrading a read lock under contention.
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+def _use_wal(cur: sqlite3.Cursor) -> None:
+    # Switching a new file to WAL needs a lock SQLite's busy handler does not wait for: several
+    # collectors starting at once on a fresh file would fail with "database is locked".
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager
