@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import ssl
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from time import time
 
 import httpx
+from isal import igzip
 from pydantic import ValidationError
 
 from boothguard import log
@@ -56,14 +56,14 @@ class HttpSink:
         except OSError:
             return None
 
-    def encode(self, bodies: tuple[bytes, ...]) -> bytes:
-        return gzip.compress(b"\n".join(bodies) + b"\n", self.compress_level)
+    def encode(self, ndjson: bytes) -> bytes:
+        return igzip.compress(ndjson, self.compress_level)
 
     async def send(self, batch: Batch) -> Outcome:
         token = self._token()
         if token is None:
             return Retry(f"no token in {self.token_file}; run boothguard enroll")
-        body = batch.payload if batch.payload is not None else self.encode(batch.bodies)
+        body = batch.payload if batch.payload is not None else self.encode(batch.ndjson)
         headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/x-ndjson",

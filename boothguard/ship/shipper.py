@@ -14,7 +14,7 @@ from boothguard import log
 from boothguard.events import Draft
 from boothguard.ship.settings import ShipSection
 from boothguard.ship.sink import Accepted, Batch, Retry, Sink, Split
-from boothguard.spool.spool import URGENT_RANK, Pending
+from boothguard.spool.spool import Chunk
 from boothguard.spool.writer import SpoolWriter
 
 _log = log.get("ship")
@@ -66,7 +66,7 @@ class Shipper:
             if ready is None:
                 ready = await self._prepare(await self._next_batch())
             # With a backlog, read and encode the next batch while this one is on the wire.
-            full = self._full(len(ready.seqs), sum(len(b) + 1 for b in ready.bodies))
+            full = self._full(len(ready.seqs), len(ready.ndjson))
             ahead = asyncio.create_task(self._prefetch(ready.seqs[-1])) if full else None
             ok = await self._deliver(ready)
             ready = None
@@ -83,49 +83,51 @@ class Shipper:
             else:
                 await self._backoff()
 
-    async def _prepare(self, rows: list[Pending]) -> Batch:
-        bodies = tuple(r.body for r in rows)
-        payload = await asyncio.to_thread(self.sink.encode, bodies)
-        return Batch(tuple(r.seq for r in rows), bodies, payload)
+    async def _prepare(self, chunk: Chunk) -> Batch:
+        return await self.writer.call(self._encoded, chunk)
+
+    def _encoded(self, chunk: Chunk) -> Batch:
+        return Batch(chunk.seqs, chunk.ndjson, self.sink.encode(chunk.ndjson))
 
     async def _prefetch(self, after_seq: int) -> Batch | None:
-        s = self.settings
-        rows = await self.writer.call(
-            self.writer.spool.pending, s.batch_max_events, s.batch_max_bytes, after_seq
-        )
-        if not rows or not self._full_rows(rows):  # not full: the normal path waits for more first
-            return None
-        return await self._prepare(rows)
+        # One trip to the writer thread: read and gzip there (zlib-style compressors drop the GIL).
+        return await self.writer.call(self._read_full, after_seq)
 
-    async def _next_batch(self) -> list[Pending]:
+    def _read_full(self, after_seq: int) -> Batch | None:
+        s = self.settings
+        chunk = self.writer.spool.read(s.batch_max_events, s.batch_max_bytes, after_seq)
+        if chunk is None or not self._full_chunk(chunk):  # not full: the normal path waits for more first
+            return None
+        return self._encoded(chunk)
+
+    async def _next_batch(self) -> Chunk:
         s = self.settings
         while True:
             self.writer.committed.clear()
-            rows = await self.writer.call(self.writer.spool.pending, s.batch_max_events, s.batch_max_bytes)
-            if rows and self._full_rows(rows):
-                return rows
-            if rows:
-                wait = self._deadline(rows) - self.wall()
+            chunk = await self.writer.call(self.writer.spool.read, s.batch_max_events, s.batch_max_bytes)
+            if chunk is not None and self._full_chunk(chunk):
+                return chunk
+            if chunk is not None:
+                wait = self._deadline(chunk) - self.wall()
                 if wait <= 0:
-                    return rows
+                    return chunk
             else:
                 wait = None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.writer.committed.wait(), wait)
 
-    def _full_rows(self, rows: list[Pending]) -> bool:
-        return self._full(len(rows), sum(len(r.body) + 1 for r in rows))
+    def _full_chunk(self, chunk: Chunk) -> bool:
+        return self._full(len(chunk.seqs), len(chunk.ndjson))
 
     def _full(self, count: int, size: int) -> bool:
         s = self.settings
         return count >= s.batch_max_events or size >= s.batch_max_bytes * 0.9
 
-    def _deadline(self, rows: list[Pending]) -> float:
+    def _deadline(self, chunk: Chunk) -> float:
         s = self.settings
-        deadline = rows[0].created + s.batch_max_wait
-        urgent = [r.created for r in rows if r.rank >= URGENT_RANK]
-        if urgent:
-            deadline = min(deadline, min(urgent) + s.urgent_max_wait)
+        deadline = chunk.oldest_created + s.batch_max_wait
+        if chunk.urgent_created is not None:
+            deadline = min(deadline, chunk.urgent_created + s.urgent_max_wait)
         return deadline
 
     async def _deliver(self, batch: Batch) -> bool:
@@ -143,9 +145,7 @@ class Shipper:
                 await self._dead_letter([(batch.seqs[0], f"refused alone: {outcome.reason}")])
                 return True
             _log.info("ship_split", size=len(batch.seqs), reason=outcome.reason)
-            half = len(batch.seqs) // 2
-            first = Batch(batch.seqs[:half], batch.bodies[:half])
-            second = Batch(batch.seqs[half:], batch.bodies[half:])
+            first, second = batch.halves()
             return await self._deliver(first) and await self._deliver(second)
         assert isinstance(outcome, Retry)
         self._failed(outcome)

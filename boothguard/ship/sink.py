@@ -11,8 +11,17 @@ from boothguard.wire import IngestAnswer
 @dataclass(frozen=True)
 class Batch:
     seqs: tuple[int, ...]
-    bodies: tuple[bytes, ...]
+    ndjson: bytes  # one body per line, in seq order
     payload: bytes | None = None  # already encoded by Sink.encode (off the event loop), else the sink does it
+
+    def halves(self) -> tuple[Batch, Batch]:
+        lines = self.ndjson.split(b"\n")[:-1]
+        half = len(self.seqs) // 2
+        first, second = lines[:half], lines[half:]
+        return (
+            Batch(self.seqs[:half], b"\n".join(first) + b"\n"),
+            Batch(self.seqs[half:], b"\n".join(second) + b"\n"),
+        )
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ Outcome = Accepted | Retry | Split
 
 
 class Sink(Protocol):
-    def encode(self, bodies: tuple[bytes, ...]) -> bytes:
+    def encode(self, ndjson: bytes) -> bytes:
         """The request payload for these events; pure CPU, safe to run in a worker thread."""
 
     async def send(self, batch: Batch) -> Outcome: ...

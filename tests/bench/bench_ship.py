@@ -61,10 +61,9 @@ async def drain(url: str, tmp: Path, n: int) -> tuple[float, list[bytes]]:
     )
     await writer.start()
     await fill(writer, n)
-    batches = [
-        gzip.compress(b"\n".join(p.body for p in chunk) + b"\n", 1)
-        for chunk in _chunks(await writer.call(writer.spool.pending, n, 1 << 40), 500)
-    ]
+    everything = await writer.call(writer.spool.read, n, 1 << 40)
+    assert everything is not None
+    batches = [gzip.compress(b"\n".join(chunk) + b"\n", 1) for chunk in _chunks(everything.bodies(), 500)]
     settings = ShipSection(collector_url=url)
     shipper = Shipper(writer, HttpSink(settings, token), settings)
     start = time.perf_counter()
