@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import ssl
 import struct
 import threading
 from collections import deque
@@ -25,7 +26,18 @@ class Behaviour:
 
 
 class Receiver:
-    def __init__(self, token: str = "t0k3n") -> None:
+    def __init__(
+        self,
+        token: str = "t0k3n",
+        *,
+        tls: ssl.SSLContext | None = None,
+        keep_alive: bool = False,
+        idle_timeout: float | None = None,
+    ) -> None:
+        self.tls = tls
+        self.keep_alive = keep_alive  # HTTP/1.1 keep-alive as uvicorn; else HTTP/1.0, one request each
+        self.idle_timeout = idle_timeout  # close a kept-alive connection idle this long
+        self.connections = 0
         self.token = token
         self.lock = threading.Lock()
         self.stored: dict[int, dict[str, Any]] = {}
@@ -36,12 +48,15 @@ class Receiver:
         self.max_events: int | None = None
         self.commands: list[dict[str, Any]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
 
     def start(self) -> Receiver:
         self.thread.start()
@@ -78,6 +93,14 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if receiver.keep_alive else "HTTP/1.0"
+            timeout = receiver.idle_timeout
+
+            def setup(self) -> None:
+                super().setup()
+                with receiver.lock:
+                    receiver.connections += 1
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
