@@ -2,7 +2,8 @@
 
     .venv/bin/python -m tests.bench.bench_idle [--seconds 60]
 
-The floor in the same run is a bare `python -c "import time; time.sleep(…)"` process.
+The agent ships to a real HTTP receiver on loopback (an idle booth still sends heartbeats); the floor in
+the same run is a bare `python -c "import time; time.sleep(…)"` process.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from tests.helpers.agent import AgentProcess
+from tests.helpers.receiver import Receiver
 
 
 def sample(proc: psutil.Process, seconds: float) -> tuple[float, float]:
@@ -33,13 +35,22 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     args = ap.parse_args()
     bare = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({args.seconds + 30})"])
-    agent = AgentProcess(Path(tempfile.mkdtemp(prefix="bg-idle-")), {"agent": {"heartbeat_seconds": 60}})
+    receiver = Receiver().start()
+    tmp = Path(tempfile.mkdtemp(prefix="bg-idle-"))
+    token = tmp / "token"
+    token.write_text(receiver.token)
+    sections = {
+        "agent": {"heartbeat_seconds": 60},
+        "ship": {"collector_url": receiver.url, "token_file": str(token)},
+    }
+    agent = AgentProcess(tmp, sections)
     agent.start()
     assert agent.proc is not None
     time.sleep(2)  # let start-up settle
     rss, cpu = sample(psutil.Process(agent.proc.pid), args.seconds)
     bare_rss = psutil.Process(bare.pid).memory_info().rss / 1e6
     agent.stop()
+    receiver.stop()
     bare.kill()
     print(
         json.dumps(
@@ -51,7 +62,8 @@ def main() -> None:
                 "bare_python_rss_mb": round(bare_rss, 1),
                 "rss_ratio_to_bare_python": round(rss / bare_rss, 2),
                 "targets": {"rss_mb": 40, "cpu_percent": 0.2},
-                "note": "usb.mode=off and no collector: the pipeline alone; plugins add their own share",
+                "shipped_events": len(receiver.stored),
+                "note": "usb.mode=off, shipping to a receiver: the pipeline and the default plugins",
             },
             indent=2,
         )
