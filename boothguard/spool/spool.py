@@ -25,9 +25,9 @@ from boothguard.events import (
     AgentRef,
     Draft,
     HostRef,
-    format_time,
+    Sealed,
     merge_ranges,
-    seal_bytes,
+    seal_many,
 )
 from boothguard.spool.files import Ballast, Reservation, SeqSidecar, move_aside
 
@@ -48,7 +48,7 @@ DROP_TIERS: tuple[tuple[int, ...], ...] = ((0, 1), (2,), (3,), (4,))
 SQLITE_FULL = 13
 # Loss reports are never dropped themselves: that would make the loss silent.
 KEEP_RANK = 5
-_Sealed = tuple[Draft, dict[str, Any], int, int, bytes]  # draft, body, seq, rank, canonical JSON
+_Row = tuple[Draft, int, int, bytes]  # draft, seq, rank, canonical JSON
 
 
 @dataclass(frozen=True)
@@ -215,10 +215,10 @@ class Spool:
             raise PersistenceError("spool is not open")
         return self._db
 
-    def append_batch(self, drafts: Sequence[Draft]) -> list[tuple[Draft, dict[str, Any]]]:
+    def append_batch(self, drafts: Sequence[Draft]) -> list[Sealed]:
         """Seal and commit drafts in one transaction (group commit). Raises PersistenceError.
 
-        Returns every committed (draft, body), including internal notes (recovery, loss reports).
+        Returns every committed event, including internal notes (recovery, loss reports).
         """
         for attempt in range(3):
             try:
@@ -236,9 +236,9 @@ class Spool:
         raise PersistenceError("spool write failed: disk full even after releasing the reserve")
 
     def _flush_notes(self) -> list[dict[str, Any]]:
-        return [body for _, body in self.append_batch([])] if self._pending_notes else []
+        return [sealed.body for sealed in self.append_batch([])] if self._pending_notes else []
 
-    def _append(self, drafts: list[Draft]) -> list[tuple[Draft, dict[str, Any]]]:
+    def _append(self, drafts: list[Draft]) -> list[Sealed]:
         db = self._conn
         now = self.clock()
         head_seq, head_hash = self.head_seq, self.head_hash
@@ -246,20 +246,19 @@ class Spool:
         try:
             db.execute("BEGIN IMMEDIATE")
             all_drafts = notes + drafts
-            bodies = self._seal_all(all_drafts, now)
-            size = sum(len(b) for *_, b in bodies)
+            rows = self._seal_all(all_drafts, now)
+            size = sum(len(raw) for *_, raw in rows)
             if self._bytes + size > self.max_bytes:
                 gap = self._make_room(size)
                 if gap is not None:
                     # The loss report goes in this same transaction, after the events it declares.
-                    bodies += self._seal_all([gap], now)
-                    size = sum(len(b) for *_, b in bodies)
-            last_seq = bodies[-1][2] if bodies else self.head_seq
-            if last_seq > self._reserved:
-                self._reserve_seqs(last_seq + RESERVE_STEP, head_seq)
+                    rows += self._seal_all([gap], now)
+                    size = sum(len(raw) for *_, raw in rows)
+            if self.head_seq > self._reserved:
+                self._reserve_seqs(self.head_seq + RESERVE_STEP, head_seq)
             db.executemany(
                 "INSERT INTO events (seq, rank, body, created) VALUES (?, ?, ?, ?)",
-                [(seq, rank, raw, now) for _, _, seq, rank, raw in bodies],
+                [(seq, rank, raw, now) for _, seq, rank, raw in rows],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -277,32 +276,24 @@ class Spool:
             self._pending_notes = notes + self._pending_notes
             raise
         self._bytes += size
-        self._largest = max(self._largest, max((len(b) for *_, b in bodies), default=0))
+        self._largest = max(self._largest, max((len(raw) for *_, raw in rows), default=0))
         if self.disk_full:
             self.disk_full = not self._ballast.ensure()
-        return [(draft, body) for draft, body, _, _, _ in bodies]
+        return [Sealed(draft, seq, raw) for draft, seq, _, raw in rows]
 
-    def _seal_all(
-        self, drafts: list[Draft], now: float
-    ) -> list[tuple[Draft, dict[str, Any], int, int, bytes]]:
-        out = []
-        stamp = format_time(now)
-        host, agent = self.host, self.agent
-        for draft in drafts:
-            self.head_seq += 1
-            body, raw = seal_bytes(
-                draft,
-                seq=self.head_seq,
-                prev_hash=self.head_hash,
-                host=host,
-                agent=agent,
-                unix=now,
-                time_text=stamp,
-            )
-            self.head_hash = body["hash"]
-            rank = KEEP_RANK if draft.type == "spool.gap" else SEVERITY_RANK[draft.severity]
-            out.append((draft, body, self.head_seq, rank, raw))
-        return out
+    def _seal_all(self, drafts: list[Draft], now: float) -> list[_Row]:
+        if not drafts:
+            return []
+        first = self.head_seq + 1
+        raws, self.head_hash = seal_many(
+            drafts, first_seq=first, prev_hash=self.head_hash, host=self.host, agent=self.agent, unix=now
+        )
+        self.head_seq += len(drafts)
+        rank = SEVERITY_RANK
+        return [
+            (draft, seq, KEEP_RANK if draft.type == "spool.gap" else rank[draft.severity], raw)
+            for seq, draft, raw in zip(range(first, first + len(drafts)), drafts, raws, strict=True)
+        ]
 
     def _make_room(self, needed: int) -> Draft | None:
         db = self._conn

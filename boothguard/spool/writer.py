@@ -121,19 +121,21 @@ class SpoolWriter:
             if lost:
                 drafts.append(Draft("spool.gap", "high", {"reason": "queue_full", "count": lost}))
             try:
-                bodies = await self.call(self.spool.append_batch, drafts)
+                committed = await self.call(self.spool.append_batch, drafts)
             except BaseException as exc:
                 self._fail(exc, items)
                 return
             self._lost_reported += lost
             self.last_commit = time.monotonic()
-            sealed = {id(draft): body for draft, body in bodies}
-            for draft, fut in items:
-                if fut is not None and not fut.done():
-                    fut.set_result(sealed[id(draft)])
+            waiting = [(draft, fut) for draft, fut in items if fut is not None and not fut.done()]
+            if waiting:
+                by_draft = {id(sealed.draft): sealed for sealed in committed}
+                for draft, fut in waiting:
+                    fut.set_result(by_draft[id(draft)].body)
             self.committed.set()
-            for draft, _ in bodies:
-                self._show(draft)
+            if self.observers:
+                for sealed in committed:
+                    self._show(sealed.draft)
 
     def _show(self, draft: Draft) -> None:
         for observer in self.observers:

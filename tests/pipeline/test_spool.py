@@ -44,7 +44,7 @@ def test_seq_never_repeats_across_reopen_and_ack(tmp_path: Path) -> None:
     spool.ack(range(1, 6))
     spool.close()
     spool = make(tmp_path / "spool.db")
-    [(_, body)] = spool.append_batch([Draft("custom.b")])
+    body = spool.append_batch([Draft("custom.b")])[0].body
     assert body["seq"] == 6
     assert spool.stats().depth == 1
 
@@ -121,7 +121,7 @@ def test_damaged_spool_is_moved_aside_and_reported(tmp_path: Path, damage: str) 
     spool.close()
     again = Spool(path, host=HOST, agent=AGENT, max_bytes=1 << 30, reserve_bytes=0)
     assert again.open() == []
-    [(_, body)] = again.append_batch([Draft("custom.after")])
+    body = again.append_batch([Draft("custom.after")])[0].body
     assert body["seq"] == gap["seq"] + 1
     assert body["prev_hash"] == gap["hash"]
 

@@ -101,7 +101,7 @@ def test_ack_is_a_watermark_that_survives_reopen(tmp_path: Path) -> None:
     # Nothing unacknowledged left: the whole-table delete, and the byte count starts over.
     assert rows_on_disk(spool) == 0
     assert spool.stats().bytes == 0
-    [(_, body)] = spool.append_batch([Draft("custom.b")])
+    body = spool.append_batch([Draft("custom.b")])[0].body
     assert body["seq"] == 11
     assert unsent(spool) == [11]
 

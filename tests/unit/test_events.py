@@ -9,7 +9,7 @@ from boothguard.events import (
     HostRef,
     canonical_json,
     seal,
-    seal_bytes,
+    seal_many,
     uuid7,
     verify_chain,
 )
@@ -77,25 +77,38 @@ def test_declared_gap_is_not_tampering() -> None:
     assert [p.kind for p in problems] == ["declared_gap"]
 
 
-@given(
-    data=st.dictionaries(
-        st.text(max_size=8), st.one_of(st.text(), st.integers(), st.booleans(), st.none()), max_size=5
+json_values = st.recursive(
+    st.one_of(
+        st.text(), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False, allow_infinity=False)
     ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    data=st.dictionaries(st.text(max_size=8), json_values, max_size=5),
     user=st.one_of(st.none(), st.text(max_size=12)),
     severity=st.sampled_from(["info", "low", "medium", "high", "critical"]),
     name=st.text(min_size=1, max_size=10),
+    n=st.integers(min_value=1, max_value=3),
 )
 def test_fast_serializer_is_byte_identical_to_canonical_json(
-    data: dict[str, object], user: str | None, severity: str, name: str
+    data: dict[str, object], user: str | None, severity: str, name: str, n: int
 ) -> None:
     host = HostRef(id="m-1", name=name)
-    body, raw = seal_bytes(
-        Draft("usb.device.blocked", severity, data, user=user),
-        seq=3,
-        prev_hash="a" * 64,  # type: ignore[arg-type]
-        host=host,
-        agent=AGENT,
-        unix=1_700_000_000.5,
+    drafts = [Draft("usb.device.blocked", severity, data, user=user) for _ in range(n)]  # type: ignore[arg-type]
+    raws, last = seal_many(
+        drafts, first_seq=3, prev_hash="a" * 64, host=host, agent=AGENT, unix=1_700_000_000.5
     )
-    assert raw == canonical_json(body)
-    assert Event.model_validate(body).hash_ok()
+    events = [Event.model_validate_json(raw) for raw in raws]
+    for raw, ev in zip(raws, events, strict=True):
+        assert raw == canonical_json(ev.model_dump(mode="json"))
+        assert ev.hash_ok()
+    assert [ev.seq for ev in events] == list(range(3, 3 + n))
+    assert events[0].prev_hash == "a" * 64
+    assert last == events[-1].hash
+    assert verify_chain(events) == []
+    assert len({ev.id for ev in events}) == n
