@@ -9,7 +9,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
@@ -153,6 +153,26 @@ class Sealed(NamedTuple):
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = json.loads(self.raw)
         return body
+
+
+class SealedBatch:
+    """The consecutive events of one commit, as parallel lists; a `Sealed` is made only when asked for."""
+
+    __slots__ = ("drafts", "first_seq", "raws")
+
+    def __init__(self, drafts: list[Draft], first_seq: int, raws: list[bytes]) -> None:
+        self.drafts, self.first_seq, self.raws = drafts, first_seq, raws
+
+    def __len__(self) -> int:
+        return len(self.raws)
+
+    def __getitem__(self, index: int) -> Sealed:
+        index = range(len(self.raws))[index]  # negative indexes, IndexError
+        return Sealed(self.drafts[index], self.first_seq + index, self.raws[index])
+
+    def __iter__(self) -> Iterator[Sealed]:
+        for index in range(len(self.raws)):
+            yield self[index]
 
 
 def seal_many(

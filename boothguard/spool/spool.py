@@ -14,6 +14,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from boothguard.events import (
     AgentRef,
     Draft,
     HostRef,
-    Sealed,
+    SealedBatch,
     merge_ranges,
     seal_many,
 )
@@ -48,7 +50,7 @@ DROP_TIERS: tuple[tuple[int, ...], ...] = ((0, 1), (2,), (3,), (4,))
 SQLITE_FULL = 13
 # Loss reports are never dropped themselves: that would make the loss silent.
 KEEP_RANK = 5
-_Row = tuple[Draft, int, int, bytes]  # draft, seq, rank, canonical JSON
+_severity, _type = attrgetter("severity"), attrgetter("type")
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ class Spool:
             raise PersistenceError("spool is not open")
         return self._db
 
-    def append_batch(self, drafts: Sequence[Draft]) -> list[Sealed]:
+    def append_batch(self, drafts: Sequence[Draft]) -> SealedBatch:
         """Seal and commit drafts in one transaction (group commit). Raises PersistenceError.
 
         Returns every committed event, including internal notes (recovery, loss reports).
@@ -238,7 +240,7 @@ class Spool:
     def _flush_notes(self) -> list[dict[str, Any]]:
         return [sealed.body for sealed in self.append_batch([])] if self._pending_notes else []
 
-    def _append(self, drafts: list[Draft]) -> list[Sealed]:
+    def _append(self, drafts: list[Draft]) -> SealedBatch:
         db = self._conn
         now = self.clock()
         head_seq, head_hash = self.head_seq, self.head_hash
@@ -246,19 +248,21 @@ class Spool:
         try:
             db.execute("BEGIN IMMEDIATE")
             all_drafts = notes + drafts
-            rows = self._seal_all(all_drafts, now)
-            size = sum(len(raw) for *_, raw in rows)
+            raws = self._seal_all(all_drafts, now)
+            size = sum(map(len, raws))
             if self._bytes + size > self.max_bytes:
                 gap = self._make_room(size)
                 if gap is not None:
                     # The loss report goes in this same transaction, after the events it declares.
-                    rows += self._seal_all([gap], now)
-                    size = sum(len(raw) for *_, raw in rows)
+                    all_drafts.append(gap)
+                    raws += self._seal_all([gap], now)
+                    size = sum(map(len, raws))
             if self.head_seq > self._reserved:
                 self._reserve_seqs(self.head_seq + RESERVE_STEP, head_seq)
+            # Rows zipped in C: no Python code runs per event between the sealer and SQLite.
             db.executemany(
                 "INSERT INTO events (seq, rank, body, created) VALUES (?, ?, ?, ?)",
-                [(seq, rank, raw, now) for _, seq, rank, raw in rows],
+                zip(range(head_seq + 1, self.head_seq + 1), _ranks(all_drafts), raws, repeat(now)),
             )
             db.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -276,24 +280,24 @@ class Spool:
             self._pending_notes = notes + self._pending_notes
             raise
         self._bytes += size
-        self._largest = max(self._largest, max((len(raw) for *_, raw in rows), default=0))
+        self._largest = max(self._largest, max(map(len, raws), default=0))
         if self.disk_full:
             self.disk_full = not self._ballast.ensure()
-        return [Sealed(draft, seq, raw) for draft, seq, _, raw in rows]
+        return SealedBatch(all_drafts, head_seq + 1, raws)
 
-    def _seal_all(self, drafts: list[Draft], now: float) -> list[_Row]:
+    def _seal_all(self, drafts: list[Draft], now: float) -> list[bytes]:
         if not drafts:
             return []
-        first = self.head_seq + 1
         raws, self.head_hash = seal_many(
-            drafts, first_seq=first, prev_hash=self.head_hash, host=self.host, agent=self.agent, unix=now
+            drafts,
+            first_seq=self.head_seq + 1,
+            prev_hash=self.head_hash,
+            host=self.host,
+            agent=self.agent,
+            unix=now,
         )
         self.head_seq += len(drafts)
-        rank = SEVERITY_RANK
-        return [
-            (draft, seq, KEEP_RANK if draft.type == "spool.gap" else rank[draft.severity], raw)
-            for seq, draft, raw in zip(range(first, first + len(drafts)), drafts, raws, strict=True)
-        ]
+        return raws
 
     def _make_room(self, needed: int) -> Draft | None:
         db = self._conn
@@ -505,3 +509,12 @@ def _ordered_within(seqs: tuple[int, ...], ndjson: bytes, max_bytes: int) -> tup
         keep += 1
     kept = pairs[:keep]
     return tuple(seq for seq, _ in kept), b"".join(body + b"\n" for _, body in kept)
+
+
+def _ranks(drafts: list[Draft]) -> list[int]:
+    ranks = list(map(SEVERITY_RANK.__getitem__, map(_severity, drafts)))
+    if "spool.gap" in map(_type, drafts):
+        for i, draft in enumerate(drafts):
+            if draft.type == "spool.gap":
+                ranks[i] = KEEP_RANK
+    return ranks

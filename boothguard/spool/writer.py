@@ -129,13 +129,13 @@ class SpoolWriter:
             self.last_commit = time.monotonic()
             waiting = [(draft, fut) for draft, fut in items if fut is not None and not fut.done()]
             if waiting:
-                by_draft = {id(sealed.draft): sealed for sealed in committed}
+                index = {id(draft): i for i, draft in enumerate(committed.drafts)}
                 for draft, fut in waiting:
-                    fut.set_result(by_draft[id(draft)].body)
+                    fut.set_result(committed[index[id(draft)]].body)
             self.committed.set()
             if self.observers:
-                for sealed in committed:
-                    self._show(sealed.draft)
+                for draft in committed.drafts:
+                    self._show(draft)
 
     def _show(self, draft: Draft) -> None:
         for observer in self.observers:
