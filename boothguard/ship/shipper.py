@@ -14,7 +14,7 @@ from boothguard import log
 from boothguard.events import Draft
 from boothguard.ship.settings import ShipSection
 from boothguard.ship.sink import Accepted, Batch, Retry, Sink, Split
-from boothguard.spool.spool import Chunk
+from boothguard.spool.outbox import Chunk
 from boothguard.spool.writer import SpoolWriter
 
 _log = log.get("ship")

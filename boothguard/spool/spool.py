@@ -28,10 +28,11 @@ from boothguard.events import (
     Draft,
     HostRef,
     SealedBatch,
-    merge_ranges,
     seal_many,
 )
+from boothguard.spool import outbox
 from boothguard.spool.files import Ballast, Reservation, SeqSidecar, move_aside
+from boothguard.spool.outbox import URGENT_RANK, Chunk
 
 _log = log.get("spool")
 
@@ -44,43 +45,12 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 RESERVE_STEP = 10_000
-URGENT_RANK = SEVERITY_RANK["high"]
 # Drop order when full: the lowest severities first; higher ones only when nothing lower is left.
 DROP_TIERS: tuple[tuple[int, ...], ...] = ((0, 1), (2,), (3,), (4,))
 SQLITE_FULL = 13
 # Loss reports are never dropped themselves: that would make the loss silent.
 KEEP_RANK = 5
 _severity, _type = attrgetter("severity"), attrgetter("type")
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """The oldest unsent events, ready for the wire: their seqs and their bodies as NDJSON."""
-
-    seqs: tuple[int, ...]
-    ndjson: bytes  # each body followed by "\n" (canonical JSON never contains a raw newline)
-    oldest_created: float
-    urgent_created: float | None  # the oldest high/critical one, if any
-
-    def bodies(self) -> list[bytes]:
-        return self.ndjson.split(b"\n")[:-1]
-
-
-# A whole batch in one row, one sqlite3_step (fetchall costs a step, and a GIL round trip, per event).
-_READ = """
-SELECT group_concat(seq), CAST(group_concat(body, char(10)) AS BLOB), min(created),
-       min(CASE WHEN rank >= ? THEN created END)
-FROM (SELECT seq, rank, body, created FROM events WHERE seq > ? ORDER BY seq LIMIT ?)
-"""
-# With events large enough to overshoot the byte cap many times over, stop at the cap in SQL (a running
-# sum; the first event goes even when it alone is over it) rather than read and trim.
-_READ_CAPPED = """
-SELECT group_concat(seq), CAST(group_concat(body, char(10)) AS BLOB), min(created),
-       min(CASE WHEN rank >= ? THEN created END)
-FROM (SELECT seq, rank, body, created, sum(length(body) + 1) OVER (ORDER BY seq) AS run
-      FROM (SELECT seq, rank, body, created FROM events WHERE seq > ? ORDER BY seq LIMIT ?))
-WHERE run <= ? OR run = length(body) + 1
-"""
 
 
 @dataclass(frozen=True)
@@ -390,64 +360,15 @@ class Spool:
     def read(self, max_events: int, max_bytes: int, after_seq: int = 0) -> Chunk | None:
         """The oldest unacknowledged events after `after_seq`: at most `max_events`, and at most
         `max_bytes` of NDJSON unless the first event alone is larger."""
-        after = max(after_seq, self._acked)
         capped = self._largest * max_events > 4 * max_bytes
-        params = (URGENT_RANK, after, max_events, max_bytes) if capped else (URGENT_RANK, after, max_events)
-        seqs_text, joined, oldest, urgent = self._conn.execute(
-            _READ_CAPPED if capped else _READ, params
-        ).fetchone()
-        if seqs_text is None:
-            return None
-        seqs = tuple(map(int, seqs_text.split(",")))
-        ndjson = bytes(joined) + b"\n"
-        if list(seqs) != sorted(seqs) or len(ndjson) > max_bytes:
-            seqs, ndjson = _ordered_within(seqs, ndjson, max_bytes)
-        return Chunk(seqs, ndjson, float(oldest), None if urgent is None else float(urgent))
+        return outbox.read(self._conn, max(after_seq, self._acked), max_events, max_bytes, capped=capped)
 
     def ack(self, seqs: Sequence[int]) -> None:
         """Acknowledge: advance the watermark. Rows are purged when none unacknowledged is left (the
         cheap whole-table delete) or when room is needed — not with a delete per batch."""
-        acked, out_of_order = self._acked, []
-        for lo, hi in _ranges(seqs):
-            if hi <= acked:
-                continue
-            if lo <= acked + 1 or not self._unacked_between(acked, lo):
-                acked = hi
-            else:
-                out_of_order.append((lo, hi))  # unusual: these rows are deleted now
-        truncate = acked >= self.head_seq
-        db = self._conn
-        # An ack lost to a power cut only means a resend (the collector counts a duplicate), so it
-        # skips the fsync; the next event commit (synchronous=FULL) makes it durable anyway.
-        db.execute("PRAGMA synchronous=NORMAL")
-        freed = 0
-        try:
-            if out_of_order or truncate:
-                db.execute("BEGIN IMMEDIATE")
-            for lo, hi in out_of_order:
-                size = "SELECT coalesce(sum(length(body)), 0) FROM events WHERE seq BETWEEN ? AND ?"
-                freed += int(db.execute(size, (lo, hi)).fetchone()[0])
-                db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (lo, hi))
-            if truncate:
-                db.execute("DELETE FROM events")  # no WHERE: SQLite drops the pages, no per-row work
-            # Alone, this is its own transaction: one statement, one step for the usual ack.
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('acked', ?)", (str(acked),))
-            if db.in_transaction:
-                db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise PersistenceError(f"spool ack failed: {exc}") from exc
-        finally:
-            db.execute("PRAGMA synchronous=FULL")
+        acked, freed, truncated = outbox.ack(self._conn, self._acked, self.head_seq, seqs)
         self._acked = acked
-        self._bytes = 0 if truncate else self._bytes - freed
-
-    def _unacked_between(self, acked: int, below: int) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM events WHERE seq > ? AND seq < ? LIMIT 1", (acked, below)
-        ).fetchone()
-        return row is not None
+        self._bytes = 0 if truncated else self._bytes - freed
 
     def dead_letter(self, items: Sequence[tuple[int, str]]) -> None:
         """Move events the collector rejected out of the queue, keeping them for inspection."""
@@ -489,26 +410,6 @@ class Spool:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
             self._db = None
-
-
-def _ranges(seqs: Sequence[int]) -> list[tuple[int, int]]:
-    if seqs and max(seqs) - min(seqs) == len(seqs) - 1 == len(set(seqs)) - 1:
-        return [(min(seqs), max(seqs))]  # a whole batch: skip sorting it
-    return merge_ranges((s, s) for s in seqs)
-
-
-def _ordered_within(seqs: tuple[int, ...], ndjson: bytes, max_bytes: int) -> tuple[tuple[int, ...], bytes]:
-    """Seq order (SQLite does not promise an aggregate's order; seq and body stay paired), then the
-    byte cap: as many events as fit, and at least one."""
-    pairs = sorted(zip(seqs, ndjson.split(b"\n")[:-1], strict=True))
-    total = keep = 0
-    for _, body in pairs:
-        if keep and total + len(body) + 1 > max_bytes:
-            break
-        total += len(body) + 1
-        keep += 1
-    kept = pairs[:keep]
-    return tuple(seq for seq, _ in kept), b"".join(body + b"\n" for _, body in kept)
 
 
 def _ranks(drafts: list[Draft]) -> list[int]:

@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 from boothguard.events import AgentRef, Draft, HostRef
-from boothguard.spool.spool import Spool, _ordered_within
+from boothguard.spool.outbox import ordered_within
+from boothguard.spool.spool import Spool
 
 HOST = HostRef(id="m1", name="booth-1")
 AGENT = AgentRef(version="test")
@@ -82,9 +83,9 @@ def test_large_events_stop_at_the_byte_cap_in_sql(tmp_path: Path) -> None:
 
 
 def test_order_is_restored_and_pairs_kept() -> None:
-    seqs, ndjson = _ordered_within((3, 1, 2), b"c\na\nb\n", 1 << 20)
+    seqs, ndjson = ordered_within((3, 1, 2), b"c\na\nb\n", 1 << 20)
     assert (seqs, ndjson) == ((1, 2, 3), b"a\nb\nc\n")
-    assert _ordered_within((2, 1), b"bb\na\n", 3) == ((1,), b"a\n")
+    assert ordered_within((2, 1), b"bb\na\n", 3) == ((1,), b"a\n")
 
 
 def test_ack_is_a_watermark_that_survives_reopen(tmp_path: Path) -> None:
