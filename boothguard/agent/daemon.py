@@ -15,6 +15,7 @@ from typing import Any
 from boothguard import __version__, config, log
 from boothguard.agent.control import Connection, ControlServer, Peer
 from boothguard.agent.identity import boot_id, host_ref
+from boothguard.agent.memory import release_freed_memory
 from boothguard.agent.notify import sd_notify, watchdog_interval
 from boothguard.agent.plugin import AgentContext, Plugin
 from boothguard.agent.plugins import build_plugins
@@ -97,6 +98,7 @@ class Agent:
             self._spawn(self._heartbeats())
             self._spawn(self._watchdog())
             sd_notify("READY=1")
+            release_freed_memory()
             _log.info("agent_ready", host=self.host.id, socket=str(self.config.socket_path))
             failed = asyncio.create_task(self.writer.failed.wait())
             stopped = asyncio.create_task(self._stop.wait())
