@@ -12,10 +12,10 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from boothguard.agent.settings import AgentSection
-from boothguard.configenv import merge
 from boothguard.configfiles import ENV_PREFIX, ETC, config_files, read_files
 from boothguard.errors import ConfigError, Problem
 from boothguard.lock.settings import LockSection
@@ -42,15 +42,29 @@ __all__ = [
 _ENVIRON: ContextVar[Mapping[str, str]] = ContextVar("boothguard_environ")
 
 
-class _Settings(BaseModel):
-    # validate_default and arbitrary_types_allowed: as when this was a pydantic-settings BaseSettings.
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_default=True, arbitrary_types_allowed=True
+class _EnvSource(EnvSettingsSource):
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        env = _ENVIRON.get(os.environ)
+        # Names are matched case-insensitively, as pydantic-settings does by default.
+        return {k if self.case_sensitive else k.lower(): v for k, v in env.items()}
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    def __init__(self, **values: Any) -> None:
-        # The merged TOML arrives as keyword values; the environment overrides it (configenv).
-        super().__init__(**merge(type(self), values, _ENVIRON.get(os.environ)))
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The merged TOML arrives as init kwargs; the environment overrides it.
+        return (_EnvSource(settings_cls), init_settings)
 
 
 class AgentConfig(_Settings):
