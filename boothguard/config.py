@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from boothguard.agent.settings import AgentSection
 from boothguard.configfiles import ENV_PREFIX, ETC, config_files, read_files
@@ -106,6 +112,9 @@ def load(
     token = _ENVIRON.set(environ)
     try:
         return cls(**merged)
+    except SettingsError as exc:  # e.g. BOOTHGUARD_AGENT='{' : not JSON for a section
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError([Problem(f"environment {ENV_PREFIX}*", None, "-", f"{exc}{cause}")]) from None
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
