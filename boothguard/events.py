@@ -38,7 +38,7 @@ class AgentRef(BaseModel):
 class Event(BaseModel):
     """A sealed event as stored, shipped and verified."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)  # the agent never validates one
 
     id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
     seq: int = Field(ge=1)

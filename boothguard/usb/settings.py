@@ -38,7 +38,7 @@ class UsbRule(Section):
     of the device is one of these).
     """
 
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")  # \Z: no trailing newline (python-re)
     action: Literal["allow", "block"]
     vendor_id: StrList = None
     product_id: StrList = None

@@ -217,3 +217,10 @@ def test_example_config_parses(tmp_path: Path) -> None:
     assert cfg.usb.mode == "enforce"
     assert cfg.usb.default_rules
     assert os.path.getsize(example) > 0
+
+
+@pytest.mark.parametrize("bad", ["", "-lead", "has space", "trailing\n", "x" * 65, "ü-umlaut"])
+def test_rule_ids_are_plain_names(bad: str) -> None:
+    with pytest.raises(ValueError, match="pattern"):
+        UsbRule(id=bad, action="allow")
+    assert UsbRule(id="Ok.rule_1-a", action="block").id == "Ok.rule_1-a"
