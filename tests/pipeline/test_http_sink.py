@@ -134,3 +134,18 @@ async def test_a_collector_that_never_answers_times_out(tmp_path: Path) -> None:
     assert isinstance(outcome, Retry)
     assert "TimeoutError" in outcome.reason
     assert time.monotonic() - started < 3
+
+
+async def test_a_reused_connection_reset_mid_request_is_resent_once(
+    keep_alive: Receiver, tmp_path: Path
+) -> None:
+    sink = sink_for(keep_alive.url, tmp_path)
+    assert isinstance(await sink.send(batch(1)), Accepted)
+    # The collector stores the batch, then the connection dies before the answer (an idle-timeout race).
+    keep_alive.script.append(Behaviour("reset_after_store"))
+    second = await sink.send(batch(4))
+    await sink.close()
+    assert isinstance(second, Accepted), second  # resent at once on a new connection, not a backoff
+    assert second.answer.duplicates == 3  # stored once, counted as duplicates the second time
+    assert keep_alive.connections == 2
+    assert sorted(keep_alive.stored) == list(range(1, 7))
