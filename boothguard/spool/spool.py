@@ -64,6 +64,26 @@ class SpoolStats:
     disk_full: bool
 
 
+@dataclass(frozen=True)
+class Sealing:
+    """Drafts sealed ahead of their commit: they exist only once `Spool.commit` returns."""
+
+    drafts: list[Draft]
+    first_seq: int
+    raws: list[bytes]
+    last_hash: str
+    now: float
+    notes: list[Draft]  # queued notes this sealing took; queued again by a rewind
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.raws) - 1
+
+
+def _nothing() -> None:
+    pass
+
+
 class Spool:
     def __init__(
         self,
@@ -82,8 +102,9 @@ class Spool:
         self._sidecar = SeqSidecar(path.with_name(path.name + ".seq"))
         self._ballast = Ballast(path.with_name(path.name + ".reserve"), reserve_bytes)
         self._db: sqlite3.Connection | None = None
-        self.head_seq = 0
+        self.head_seq = 0  # the chain's head as sealed; may run ahead of the commits
         self.head_hash = ZERO_HASH
+        self._committed = (0, ZERO_HASH)  # the head as committed
         self._reserved = 0
         self._bytes = 0  # bodies on disk, acknowledged-but-not-purged ones included
         self._largest = 0
@@ -154,6 +175,7 @@ class Spool:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         self.head_seq = int(meta.get("head_seq", 0))
         self.head_hash = str(meta.get("head_hash", ZERO_HASH))
+        self._committed = (self.head_seq, self.head_hash)
         self.dropped_full = int(meta.get("dropped_full", 0))
         self._acked = int(meta.get("acked", 0))
         size, largest = db.execute(
@@ -166,6 +188,7 @@ class Spool:
     def _restart_chain(self, sidecar: Reservation, reason: str, extra: dict[str, Any]) -> None:
         lo, hi = sidecar.acked + 1, sidecar.reserved
         self.head_seq, self.head_hash = hi, ZERO_HASH
+        self._committed = (hi, ZERO_HASH)
         self._reserved = hi
         data = {"reason": reason, "from_seq": lo, "to_seq": hi, "count": hi - lo + 1, "exact": False}
         self._pending_notes.append(Draft("spool.gap", "high", {**data, **extra, "chain_restart": True}))
@@ -193,67 +216,86 @@ class Spool:
         Returns every committed event, including internal notes (recovery, loss reports).
         """
         for attempt in range(3):
+            sealing = self.seal(drafts)
             try:
-                return self._append(list(drafts))
-            except sqlite3.OperationalError as exc:
-                if getattr(exc, "sqlite_errorcode", None) != SQLITE_FULL and "full" not in str(exc):
-                    raise PersistenceError(f"spool write failed: {exc}") from exc
-                self._on_disk_full(attempt)
-            except sqlite3.Error as exc:
-                raise PersistenceError(f"spool write failed: {exc}") from exc
-            except OSError as exc:  # sidecar write
-                if exc.errno != errno.ENOSPC:
-                    raise PersistenceError(f"spool sidecar write failed: {exc}") from exc
-                self._on_disk_full(attempt)
+                return self.commit(sealing)
+            except BaseException as exc:
+                self.rewind([sealing])
+                if not _disk_full(exc):
+                    if isinstance(exc, sqlite3.Error | OSError):
+                        raise PersistenceError(f"spool write failed: {exc}") from exc
+                    raise
+            self._on_disk_full(attempt)
         raise PersistenceError("spool write failed: disk full even after releasing the reserve")
 
     def _flush_notes(self) -> list[dict[str, Any]]:
         return [sealed.body for sealed in self.append_batch([])] if self._pending_notes else []
 
-    def _append(self, drafts: list[Draft]) -> SealedBatch:
-        db = self._conn
-        now = self.clock()
-        head_seq, head_hash = self.head_seq, self.head_hash
+    def seal(self, drafts: Sequence[Draft]) -> Sealing:
+        """Seal queued notes and `drafts` onto the chain's head. No database access: the writer seals a
+        burst while the previous commit waits for its fsync (see SpoolWriter)."""
         notes, self._pending_notes = self._pending_notes, []
+        all_drafts = [*notes, *drafts]
+        first, now = self.head_seq + 1, self.clock()
+        raws = self._seal_all(all_drafts, now)
+        return Sealing(all_drafts, first, raws, self.head_hash, now, notes)
+
+    def commit(self, sealing: Sealing, before_commit: Callable[[], None] = _nothing) -> SealedBatch:
+        """Write a sealing in one transaction. `before_commit` (idempotent) runs when only the COMMIT
+        is left, and on any failure; nothing is sealed after `sealing` until it has run.
+
+        Raises what SQLite or the sidecar raised, after rolling back; the caller rewinds.
+        """
+        db = self._conn
+        saved = self._bytes, self.dropped_full
+        drafts, raws = list(sealing.drafts), list(sealing.raws)
+        last_seq, last_hash = sealing.last_seq, sealing.last_hash
         try:
             db.execute("BEGIN IMMEDIATE")
-            all_drafts = notes + drafts
-            raws = self._seal_all(all_drafts, now)
             size = sum(map(len, raws))
             if self._bytes + size > self.max_bytes:
                 gap = self._make_room(size)
                 if gap is not None:
                     # The loss report goes in this same transaction, after the events it declares.
-                    all_drafts.append(gap)
-                    raws += self._seal_all([gap], now)
+                    drafts.append(gap)
+                    raws += self._seal_all([gap], sealing.now)
+                    last_seq, last_hash = self.head_seq, self.head_hash
                     size = sum(map(len, raws))
-            if self.head_seq > self._reserved:
-                self._reserve_seqs(self.head_seq + RESERVE_STEP, head_seq)
+            if last_seq > self._reserved:
+                self._reserve_seqs(last_seq + RESERVE_STEP, self._committed[0])
             # Rows zipped in C: no Python code runs per event between the sealer and SQLite.
             db.executemany(
                 "INSERT INTO events (seq, rank, body, created) VALUES (?, ?, ?, ?)",
-                zip(range(head_seq + 1, self.head_seq + 1), _ranks(all_drafts), raws, repeat(now)),
+                zip(range(sealing.first_seq, last_seq + 1), _ranks(drafts), raws, repeat(sealing.now)),
             )
             db.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [
-                    ("head_seq", str(self.head_seq)),
-                    ("head_hash", self.head_hash),
+                    ("head_seq", str(last_seq)),
+                    ("head_hash", last_hash),
                     ("dropped_full", str(self.dropped_full)),
                 ],
             )
+            before_commit()
             db.execute("COMMIT")
         except BaseException:
+            before_commit()
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
-            self.head_seq, self.head_hash = head_seq, head_hash
-            self._pending_notes = notes + self._pending_notes
+            self._bytes, self.dropped_full = saved
             raise
+        self._committed = (last_seq, last_hash)
         self._bytes += size
         self._largest = max(self._largest, max(map(len, raws), default=0))
         if self.disk_full:
             self.disk_full = not self._ballast.ensure()
-        return SealedBatch(all_drafts, head_seq + 1, raws)
+        return SealedBatch(drafts, sealing.first_seq, raws)
+
+    def rewind(self, sealings: Sequence[Sealing]) -> None:
+        """Forget sealings that were not committed: the chain goes on from the last commit (their seqs
+        were never stored nor shipped), and the notes they carried are queued again."""
+        self.head_seq, self.head_hash = self._committed
+        self._pending_notes = [note for sealing in sealings for note in sealing.notes] + self._pending_notes
 
     def _seal_all(self, drafts: list[Draft], now: float) -> list[bytes]:
         if not drafts:
@@ -366,7 +408,7 @@ class Spool:
     def ack(self, seqs: Sequence[int]) -> None:
         """Acknowledge: advance the watermark. Rows are purged when none unacknowledged is left (the
         cheap whole-table delete) or when room is needed — not with a delete per batch."""
-        acked, freed, truncated = outbox.ack(self._conn, self._acked, self.head_seq, seqs)
+        acked, freed, truncated = outbox.ack(self._conn, self._acked, self._committed[0], seqs)
         self._acked = acked
         self._bytes = 0 if truncated else self._bytes - freed
 
@@ -399,7 +441,7 @@ class Spool:
         ).fetchone()
         dead = db.execute("SELECT count(*) FROM dead_letter").fetchone()[0]
         return SpoolStats(
-            self.head_seq, int(depth), self._bytes, oldest, self.dropped_full, int(dead), self.disk_full
+            self._committed[0], int(depth), self._bytes, oldest, self.dropped_full, int(dead), self.disk_full
         )
 
     def close(self) -> None:
@@ -419,3 +461,9 @@ def _ranks(drafts: list[Draft]) -> list[int]:
             if draft.type == "spool.gap":
                 ranks[i] = KEEP_RANK
     return ranks
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL or "full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC  # the sidecar's write
