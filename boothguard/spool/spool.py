@@ -237,7 +237,11 @@ class Spool:
         notes, self._pending_notes = self._pending_notes, []
         all_drafts = [*notes, *drafts]
         first, now = self.head_seq + 1, self.clock()
-        raws = self._seal_all(all_drafts, now)
+        try:
+            raws = self._seal_all(all_drafts, now)
+        except BaseException:
+            self._pending_notes = notes + self._pending_notes
+            raise
         return Sealing(all_drafts, first, raws, self.head_hash, now, notes)
 
     def commit(self, sealing: Sealing, before_commit: Callable[[], None] = _nothing) -> SealedBatch:

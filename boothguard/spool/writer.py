@@ -1,27 +1,44 @@
-"""One writer thread owns the spool; asyncio callers queue drafts and are answered after the group commit."""
+"""One writer thread owns the spool; asyncio callers queue drafts and are answered after the group commit.
+
+Under a burst, the next group is sealed (pure Python, on a sealer thread) while the current one's COMMIT
+waits for its fsync with the GIL released. Sealing starts only once the commit has nothing left to seal
+(a loss report for a full spool is sealed inside the commit), and a failed commit takes the group sealed
+ahead of it back: both are sealed again from the last commit (`Spool.rewind`) and written with the
+spool's own disk-full retries.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import itemgetter
 from typing import Any, TypeVar
 
 from boothguard import log
 from boothguard.errors import PersistenceError
-from boothguard.events import Draft
-from boothguard.spool.spool import Spool
+from boothguard.events import Draft, SealedBatch
+from boothguard.spool.spool import Sealing, Spool
 
 _log = log.get("spool.writer")
 T = TypeVar("T")
 Body = dict[str, Any]
 _Item = tuple[Draft, "asyncio.Future[Body] | None"]
 _draft, _future = itemgetter(0), itemgetter(1)
+
+
+@dataclass
+class _Burst:
+    items: list[_Item]
+    drafts: list[Draft]  # the items' drafts, and a queue-full loss report if one is due
+    lost: int
+    sealed: asyncio.Future[Sealing] | None = None  # sealed ahead, on the sealer thread
 
 
 class QueueFull(Exception):
@@ -40,9 +57,16 @@ class SpoolWriter:
         self._space = asyncio.Event()
         self._idle = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+        self._sealer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="spool-seal"
+        )  # started by a burst
+        self._gate = threading.Event()  # set: nothing more to seal in the commit in flight
+        self._gate.set()
         self._task: asyncio.Task[None] | None = None
         self.lost_queue_full = 0
-        self._lost_reported = 0
+        self._lost_taken = 0
+        self.sealed_ahead = 0  # bursts sealed while the commit before them was in flight
+        self.recommits = 0  # failed commits whose bursts were sealed again and written by the retry path
         self.committed = asyncio.Event()  # set after each commit; the shipper waits on it
         self.last_commit = time.monotonic()
         self.failure: BaseException | None = None
@@ -110,42 +134,112 @@ class SpoolWriter:
         return len(self._items)
 
     async def _run(self) -> None:
+        ahead: _Burst | None = None
         while True:
-            if not self._items:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                self._idle.clear()
-            # Bursts of thousands pass here: per-event work stays in C (list, map, compress).
-            if len(self._items) <= self.max_batch:
-                items = list(self._items)
-                self._items.clear()
+            if ahead is None:
+                if not self._items:
+                    self._idle.set()
+                    self._wake.clear()
+                    await self._wake.wait()
+                    self._idle.clear()
+                burst = self._take()
             else:
-                items = [self._items.popleft() for _ in range(self.max_batch)]
-            self._space.set()
-            drafts = list(map(_draft, items))
-            lost = self.lost_queue_full - self._lost_reported
-            if lost:
-                drafts.append(Draft("spool.gap", "high", {"reason": "queue_full", "count": lost}))
+                burst, ahead = ahead, None
+            self._gate = gate = threading.Event()
+            sealings: list[Sealing] = []  # what the commit sealed, for a rewind
+            commit = asyncio.ensure_future(self._commit(burst, gate, sealings))
+            if self._items:
+                ahead = self._take()
+                loop = asyncio.get_running_loop()
+                ahead.sealed = loop.run_in_executor(self._sealer, self._seal_when_open, gate, ahead.drafts)
+                self.sealed_ahead += 1
+            done = [burst] if ahead is None else [burst, ahead]
             try:
-                committed = await self.call(self.spool.append_batch, drafts)
-            except BaseException as exc:
-                self._fail(exc, items)
-                return
-            self._lost_reported += lost
+                committed = await commit
+                done = [burst]
+            except BaseException:
+                gate.set()
+                ahead = None
+                recommitted = await self._recommit(done, sealings)
+                if recommitted is None:
+                    return
+                committed = recommitted
             self.last_commit = time.monotonic()
-            waiting = list(compress(range(len(items)), map(_future, items)))
-            if waiting:
-                # Recovery and loss notes may precede the drafts in the commit.
-                offset = next(i for i, d in enumerate(committed.drafts) if d is items[0][0])
-                for i in waiting:
-                    fut = items[i][1]
-                    if fut is not None and not fut.done():
-                        fut.set_result(committed[offset + i].body)
+            self._answer(done, committed)
             self.committed.set()
             if self.observers:
                 for draft in committed.drafts:
                     self._show(draft)
+
+    def _take(self) -> _Burst:
+        # Bursts of thousands pass here: per-event work stays in C (list, map, compress).
+        if len(self._items) <= self.max_batch:
+            items = list(self._items)
+            self._items.clear()
+        else:
+            items = [self._items.popleft() for _ in range(self.max_batch)]
+        self._space.set()
+        drafts = list(map(_draft, items))
+        lost = self.lost_queue_full - self._lost_taken
+        if lost:
+            drafts.append(Draft("spool.gap", "high", {"reason": "queue_full", "count": lost}))
+            self._lost_taken += lost
+        return _Burst(items, drafts, lost)
+
+    async def _commit(self, burst: _Burst, gate: threading.Event, sealings: list[Sealing]) -> SealedBatch:
+        if burst.sealed is None:
+            return await self.call(self._seal_and_commit, burst.drafts, gate.set, sealings)
+        try:
+            sealings.append(await burst.sealed)
+        except BaseException:
+            gate.set()
+            raise
+        return await self.call(self.spool.commit, sealings[0], gate.set)
+
+    def _seal_and_commit(
+        self, drafts: list[Draft], before_commit: Callable[[], None], sealings: list[Sealing]
+    ) -> SealedBatch:
+        try:
+            sealings.append(self.spool.seal(drafts))
+        finally:
+            before_commit()  # a failed seal must not leave a sealer waiting
+        return self.spool.commit(sealings[0], before_commit)
+
+    def _seal_when_open(self, gate: threading.Event, drafts: list[Draft]) -> Sealing:
+        gate.wait()
+        return self.spool.seal(drafts)
+
+    async def _recommit(self, bursts: list[_Burst], sealings: list[Sealing]) -> SealedBatch | None:
+        """A commit failed: nothing from its burst on is stored. Seal it all again and write it with the
+        spool's retries; None when that fails too (the writer has failed)."""
+        for burst in bursts[1:]:
+            if burst.sealed is not None:
+                with contextlib.suppress(Exception):
+                    sealings.append(await burst.sealed)
+        items = [item for burst in bursts for item in burst.items]
+        self.recommits += 1
+        _log.warning("spool_recommit", bursts=len(bursts), events=len(items))
+        try:
+            await self.call(self.spool.rewind, sealings)
+            return await self.call(self.spool.append_batch, [d for burst in bursts for d in burst.drafts])
+        except BaseException as exc:
+            self._fail(exc, items)
+            return None
+
+    @staticmethod
+    def _answer(bursts: list[_Burst], committed: SealedBatch) -> None:
+        position = 0
+        for burst in bursts:
+            if not burst.items:
+                continue
+            first = burst.items[0][0]
+            while committed.drafts[position] is not first:  # recovery and loss notes come in between
+                position += 1
+            for i in compress(range(len(burst.items)), map(_future, burst.items)):
+                fut = burst.items[i][1]
+                if fut is not None and not fut.done():
+                    fut.set_result(committed[position + i].body)
+            position += len(burst.items)
 
     def _show(self, draft: Draft) -> None:
         for observer in self.observers:
@@ -177,11 +271,13 @@ class SpoolWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._drained(), timeout=5)
             self._task.cancel()
+            self._gate.set()  # a sealer waiting on a commit that will not come
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
             await self.call(self.spool.close)
         self._executor.shutdown(wait=True)
+        self._sealer.shutdown(wait=True)
 
     async def _drained(self) -> None:
         while self._items or not self._idle.is_set():
