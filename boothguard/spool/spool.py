@@ -30,9 +30,9 @@ from boothguard.events import (
     SealedBatch,
     seal_many,
 )
-from boothguard.spool import outbox
+from boothguard.spool import outbox, room
 from boothguard.spool.files import Ballast, Reservation, SeqSidecar, move_aside
-from boothguard.spool.outbox import URGENT_RANK, Chunk
+from boothguard.spool.outbox import Chunk
 
 _log = log.get("spool")
 
@@ -45,8 +45,6 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 RESERVE_STEP = 10_000
-# Drop order when full: the lowest severities first; higher ones only when nothing lower is left.
-DROP_TIERS: tuple[tuple[int, ...], ...] = ((0, 1), (2,), (3,), (4,))
 SQLITE_FULL = 13
 # Loss reports are never dropped themselves: that would make the loss silent.
 KEEP_RANK = 5
@@ -316,59 +314,17 @@ class Spool:
         return raws
 
     def _make_room(self, needed: int) -> Draft | None:
+        """Free room inside the caller's transaction: acknowledged rows first, then the oldest of the
+        lowest severities; returns the loss report to seal after this batch, if anything unsent went."""
         db = self._conn
-        to_free = self._bytes + needed - self.max_bytes - self._purge_acked()
-        dropped: list[tuple[int, int, int]] = []
-        for tier in DROP_TIERS:
-            if to_free <= 0:
-                break
-            marks = ",".join("?" * len(tier))
-            cur = db.execute(
-                f"SELECT seq, rank, length(body) FROM events WHERE rank IN ({marks}) AND seq > ? "  # noqa: S608
-                "ORDER BY seq",
-                (*tier, self._acked),
-            )
-            for seq, rank, length in cur:
-                dropped.append((seq, rank, length))
-                to_free -= length
-                if to_free <= 0:
-                    break
+        purged = room.purge_acked(db, self._acked)
+        self._bytes -= purged
+        dropped = room.drop_oldest(db, self._bytes + needed - self.max_bytes, self._acked)
         if not dropped:
             return None
-        db.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s, _, _ in dropped])
         self._bytes -= sum(length for _, _, length in dropped)
         self.dropped_full += len(dropped)
-        by_severity: dict[str, int] = {}
-        for _, rank, _ in dropped:
-            name = next(k for k, v in SEVERITY_RANK.items() if v == rank)
-            by_severity[name] = by_severity.get(name, 0) + 1
-        worst = max(rank for _, rank, _ in dropped)
-        _log.warning("spool_full_dropped", count=len(dropped), by_severity=by_severity)
-        return Draft(
-            "spool.gap",
-            "high" if worst >= URGENT_RANK else "medium",
-            {
-                "reason": "full",
-                "from_seq": dropped[0][0],
-                "to_seq": max(s for s, _, _ in dropped),
-                "count": len(dropped),
-                "by_severity": by_severity,
-                "max_bytes": self.max_bytes,
-            },
-        )
-
-    def _purge_acked(self) -> int:
-        """Delete acknowledged rows still on disk (inside the caller's transaction); returns bytes freed."""
-        db = self._conn
-        freed = int(
-            db.execute(
-                "SELECT coalesce(sum(length(body)), 0) FROM events WHERE seq <= ?", (self._acked,)
-            ).fetchone()[0]
-        )
-        if freed:
-            db.execute("DELETE FROM events WHERE seq <= ?", (self._acked,))
-            self._bytes -= freed
-        return freed
+        return room.loss_report(dropped, self.max_bytes)
 
     def _on_disk_full(self, attempt: int) -> None:
         _log.error("spool_disk_full", attempt=attempt, path=str(self.path))
