@@ -201,8 +201,9 @@ class SpoolWriter:
     ) -> SealedBatch:
         try:
             sealings.append(self.spool.seal(drafts))
-        finally:
+        except BaseException:
             before_commit()  # a failed seal must not leave a sealer waiting
+            raise
         return self.spool.commit(sealings[0], before_commit)
 
     def _seal_when_open(self, gate: threading.Event, drafts: list[Draft]) -> Sealing:

@@ -78,3 +78,26 @@ async def test_a_failed_commit_takes_back_the_burst_sealed_ahead(small_fs: Path)
     dropped = sum(int(e.data["count"]) for e in evs if e.type == "spool.gap" and e.data["reason"] == "full")
     assert seqs[-1] == len(evs) + dropped
     spool.close()
+
+
+async def test_a_full_spool_declares_its_drops_while_bursts_are_sealed_ahead(tmp_path: Path) -> None:
+    # Each commit makes room and seals its loss report; the burst sealed ahead must chain after it.
+    spool = Spool(tmp_path / "spool.db", host=HOST, agent=AGENT, max_bytes=120_000, reserve_bytes=0)
+    spool.open()
+    while spool.stats().bytes < 110_000:  # full already: the very first commit makes room
+        spool.append_batch([Draft("custom.old", "info", {"pad": "o" * 300}) for _ in range(10)])
+    spool.close()
+    writer = SpoolWriter(spool, queue_max=100_000, max_batch=50)
+    await writer.start()
+    lasts = await flood(writer, bursts=60, size=50, pad=300)
+    await writer.stop()
+    assert writer.sealed_ahead > 0
+    assert len(lasts) == 60
+    spool.open()
+    evs = stored(spool)
+    gaps = [e for e in evs if e.type == "spool.gap"]
+    assert gaps
+    assert [p for p in verify_chain(evs) if p.kind != "declared_gap"] == []
+    dropped = sum(int(e.data["count"]) for e in evs if e.type == "spool.gap" and e.data["reason"] == "full")
+    assert [e.seq for e in evs][-1] == len(evs) + dropped
+    spool.close()
