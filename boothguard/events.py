@@ -8,7 +8,6 @@ import json
 import os
 import random
 import re
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,16 +84,8 @@ def event_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(without)).hexdigest()
 
 
+# UUIDv7 ids need uniqueness, not secrecy: a fast PRNG seeded from os.urandom suffices.
 _rng = random.SystemRandom() if os.environ.get("BOOTHGUARD_STRONG_IDS") else random.Random()  # noqa: S311
-
-
-def uuid7(unix_ms: int | None = None, rand: int | None = None) -> str:
-    """RFC 9562 UUIDv7. Ids need uniqueness, not secrecy: a fast PRNG seeded from os.urandom suffices."""
-    ms = int(time.time() * 1000) if unix_ms is None else unix_ms
-    r = _rng.getrandbits(74) if rand is None else rand
-    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | (r >> 62) << 64 | 0b10 << 62 | (r & ((1 << 62) - 1))
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def format_time(unix: float) -> str:
@@ -178,7 +169,6 @@ def seal_many(
     host: HostRef,
     agent: AgentRef,
     unix: float,
-    time_text: str | None = None,
 ) -> tuple[list[bytes], str]:
     """Seal consecutive drafts (seq first_seq, first_seq+1, …) sharing one timestamp: their canonical
     JSON bytes (with `hash`) and the last hash. The spool's hot path.
@@ -188,7 +178,7 @@ def seal_many(
     hash, host, id, prev_hash, seq, severity, time, type, user) is assembled directly.
     tests/unit/test_events.py checks it equals canonical_json byte for byte.
     """
-    stamp = time_text or format_time(unix)
+    stamp = format_time(unix)
     stamp_hex = f"{int(unix * 1000) & 0xFFFFFFFFFFFF:012x}"
     id_head = f"{stamp_hex[:8]}-{stamp_hex[8:]}-7"
     # UUIDv7's 74 random bits for the whole batch in one draw, cut into the id's groups in C.

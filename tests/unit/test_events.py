@@ -10,7 +10,6 @@ from boothguard.events import (
     canonical_json,
     seal,
     seal_many,
-    uuid7,
     verify_chain,
 )
 
@@ -34,11 +33,17 @@ def chain(n: int) -> list[Event]:
     return out
 
 
-def test_uuid7_is_version_7_and_time_ordered() -> None:
-    a, b = uuid7(1000), uuid7(2000)
-    assert a[14] == "7"
-    assert a[19] in "89ab"
-    assert a < b
+def test_ids_are_uuid7_unique_and_time_ordered() -> None:
+    def ids(unix: float) -> list[str]:
+        raws, _ = seal_many(
+            [Draft("custom.x")] * 500, first_seq=1, prev_hash=ZERO_HASH, host=HOST, agent=AGENT, unix=unix
+        )
+        return [Event.model_validate_json(raw).id for raw in raws]
+
+    early, late = ids(1_700_000_000.001), ids(1_700_000_000.002)
+    assert all(i[14] == "7" and i[19] in "89ab" for i in early + late)
+    assert len(set(early + late)) == 1000
+    assert max(early) < min(late)
 
 
 def test_canonical_json_sorted_compact_utf8() -> None:
