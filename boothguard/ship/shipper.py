@@ -90,7 +90,7 @@ class Shipper:
         return Batch(chunk.seqs, chunk.ndjson, self.sink.encode(chunk.ndjson))
 
     async def _prefetch(self, after_seq: int) -> Batch | None:
-        # One trip to the writer thread: read and gzip there (zlib-style compressors drop the GIL).
+        # One trip to the writer thread: read and gzip there.
         return await self.writer.call(self._read_full, after_seq)
 
     def _read_full(self, after_seq: int) -> Batch | None:
