@@ -37,7 +37,6 @@ _draft, _future = itemgetter(0), itemgetter(1)
 class _Burst:
     items: list[_Item]
     drafts: list[Draft]  # the items' drafts, and a queue-full loss report if one is due
-    lost: int
     sealed: asyncio.Future[Sealing] | None = None  # sealed ahead, on the sealer thread
 
 
@@ -184,7 +183,7 @@ class SpoolWriter:
         if lost:
             drafts.append(Draft("spool.gap", "high", {"reason": "queue_full", "count": lost}))
             self._lost_taken += lost
-        return _Burst(items, drafts, lost)
+        return _Burst(items, drafts)
 
     async def _commit(self, burst: _Burst, gate: threading.Event, sealings: list[Sealing]) -> SealedBatch:
         if burst.sealed is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -102,6 +103,14 @@ class AgentProcess:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait(timeout=10)
+
+    def crash_repeatedly(self, times: int, seed: int, pause: tuple[float, float]) -> None:
+        """SIGKILL at random moments (reproducible by seed) and start again each time."""
+        rng = random.Random(seed)
+        for _ in range(times):
+            time.sleep(rng.uniform(*pause))
+            self.kill()
+            self.start()
 
     def stop(self, timeout: float = 15) -> int:
         assert self.proc is not None

@@ -2,7 +2,6 @@
 
 import json
 import os
-import random
 import signal
 import socket
 import tempfile
@@ -166,13 +165,9 @@ def test_conservation_under_repeated_kill_9(tmp_path: Path, receiver: Receiver) 
     (tmp_path / "state" / "host.token").write_text(receiver.token)
     sections = {"ship": {"collector_url": receiver.url, "batch_max_wait": 0.05}}
     agent = AgentProcess(tmp_path, sections).start()
-    rng = random.Random(7)
     emitter = Emitter(agent.socket).start()
     try:
-        for _ in range(4):
-            time.sleep(rng.uniform(0.3, 1.2))
-            agent.kill()
-            agent.start()
+        agent.crash_repeatedly(4, seed=7, pause=(0.3, 1.2))
         time.sleep(0.5)
         emitter.stop()
         assert len(emitter.confirmed) > 300

@@ -1,7 +1,6 @@
 """Agent → real collector (SQLite) while the agent is SIGKILLed mid-stream: exactly one stored copy of
 every event, and the chain verifies from what the collector stored."""
 
-import random
 import sqlite3
 import subprocess
 import sys
@@ -39,13 +38,9 @@ def test_agent_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(tmp_
     )
     assert enroll.returncode == 0, enroll.stderr
     agent.start()
-    rng = random.Random(11)
     emitter = Emitter(agent.socket).start()
     try:
-        for _ in range(3):
-            time.sleep(rng.uniform(0.8, 1.6))
-            agent.kill()
-            agent.start()
+        agent.crash_repeatedly(3, seed=11, pause=(0.8, 1.6))
         time.sleep(0.5)
         emitter.stop()
         deadline = time.monotonic() + 60
