@@ -1,4 +1,4 @@
-"""The away state machine: away signal → LockSession → verified (LockedHint / screensaver) or fallbacks →
+"""The away state machine: away signal → LockSession → verified or not (proof and fallbacks: `verify.py`) →
 escalation; unlock or `back` → present. One record per away session, persisted.
 
 Per session: present → away (locking) → locked | lock_failed → present (unlock, or back), with an optional
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from boothguard import log
@@ -19,6 +19,7 @@ from boothguard.events import Draft, format_time
 from boothguard.lock.logind import Logind, LogindError, SessionInfo, SessionSignal, with_changes
 from boothguard.lock.settings import LockSection
 from boothguard.lock.state import AwayRecord, StateStore
+from boothguard.lock.verify import Attempt, LockedHints, Verifier
 
 _log = log.get("lock.away")
 MAX_REASON = 200
@@ -28,23 +29,6 @@ RECONNECT_MIN, RECONNECT_MAX = 1.0, 30.0
 def clean_reason(value: Any) -> str:
     text = value if isinstance(value, str) else ""
     return "".join(ch for ch in text if ch.isprintable())[:MAX_REASON]
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
-
-
-@dataclass
-class _Attempt:
-    """What one lock attempt learned; becomes the lock event's data."""
-
-    method: str = "logind"
-    verified_by: str | None = None
-    signal_to_request: float | None = None
-    request_to_verified: float | None = None
-    error: str | None = None
-    fallback: dict[str, Any] | None = None
-    observed_at: float | None = None
 
 
 class AwayController:
@@ -63,13 +47,20 @@ class AwayController:
         self.logind = logind
         self.events = events
         self.store = store
-        self._sessions = sessions
         self.mono = monotonic
         self.wall = wall_clock
         self.cache: dict[str, SessionInfo] = {}
         self.records: dict[str, AwayRecord] = {}
-        self._locked: dict[str, asyncio.Event] = {}
-        self._observed_at: dict[str, float] = {}
+        self.hints = LockedHints()
+        self.verifier = Verifier(
+            settings=settings,
+            logind=logind,
+            hints=self.hints,
+            session=self.session,
+            sessions=sessions,
+            on_locked=lambda sid, at: self._locked_changed(sid, True, at),
+            monotonic=monotonic,
+        )
         self._present_since: dict[str, float] = {}
         self._inflight: dict[str, asyncio.Task[bool]] = {}
         self._relock: dict[str, asyncio.TimerHandle] = {}
@@ -101,6 +92,9 @@ class AwayController:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.logind.close()
+
+    def reconfigure(self, settings: LockSection) -> None:
+        self.settings = self.verifier.settings = settings
 
     async def _connect(self) -> None:
         await self.logind.connect()
@@ -140,11 +134,14 @@ class AwayController:
             if before is not None and before.locked_hint != info.locked_hint:
                 self._locked_changed(sid, info.locked_hint, self.mono())
             elif before is None and info.locked_hint:
-                self._lock_event(sid).set()
+                self.hints.event(sid).set()
         for sid in set(old) - set(fresh):
             self._session_gone(sid)
 
     # -- sources ---------------------------------------------------------------------------------
+
+    def session(self, sid: str) -> SessionInfo | None:
+        return self.cache.get(sid)
 
     def graphical_sessions(self) -> list[SessionInfo]:
         return [s for s in self.cache.values() if s.graphical]
@@ -267,10 +264,9 @@ class AwayController:
         resumed: bool = False,
     ) -> bool:
         info = self.cache.get(sid)
-        attempt = _Attempt()
-        locked = self._lock_event(sid)
+        attempt = Attempt()
         if not (info is not None and info.locked_hint):
-            locked.clear()
+            self.hints.unlocked(sid)
         requested_at = self.mono()
         attempt.signal_to_request = requested_at - signal_at
         try:
@@ -279,12 +275,12 @@ class AwayController:
             attempt.error = str(exc)
             _log.warning("lock_session_failed", session=sid, error=str(exc))
         deadline = requested_at + self.settings.verify_seconds
-        verified_by = await self._verify(sid, deadline) if attempt.error is None else None
+        verified_by = await self.verifier.verify(sid, deadline) if attempt.error is None else None
         if verified_by is None:
-            verified_by = await self._fallback(sid, attempt)
+            verified_by = await self.verifier.fallback(sid, attempt)
         if verified_by is not None:
             attempt.verified_by = verified_by
-            end = self._observed_at.get(sid) if verified_by == "locked_hint" else None
+            end = self.hints.seen_at(sid) if verified_by == "locked_hint" else None
             end = end if end is not None and end >= requested_at else self.mono()
             attempt.request_to_verified = end - requested_at
             attempt.observed_at = end
@@ -305,64 +301,6 @@ class AwayController:
         if not ok and self.settings.terminate_on_failure:
             await self._terminate(sid, rec)
         return ok
-
-    async def _verify(self, sid: str, deadline: float) -> str | None:
-        locked = self._lock_event(sid)
-        while True:
-            remaining = deadline - self.mono()
-            if locked.is_set():
-                return "locked_hint"
-            if remaining <= 0:
-                break
-            try:
-                await asyncio.wait_for(locked.wait(), min(0.5, remaining))
-            except TimeoutError:
-                # Not every logind emits PropertiesChanged promptly: ask.
-                info = self.cache.get(sid)
-                if info is not None and self.logind.connected:
-                    with contextlib.suppress(LogindError):
-                        if await self.logind.locked_hint(info, timeout=max(0.1, remaining)):
-                            self._locked_changed(sid, True, self.mono())
-        svc = self._sessions()
-        if svc is None:
-            return None
-        try:
-            state = await svc.request(sid, "screensaver_state", self.settings.screensaver_timeout_seconds)
-        except Exception as exc:  # another plugin's failure must not stop the escalation
-            _log.warning("screensaver_state_failed", session=sid, error=str(exc))
-            return None
-        if state is not None and state.get("active") is True:
-            return "screensaver"
-        return None
-
-    async def _fallback(self, sid: str, attempt: _Attempt) -> str | None:
-        svc = self._sessions()
-        commands = self.settings.fallback_commands
-        if svc is None or not commands:
-            attempt.fallback = {
-                "ran": False,
-                "why": "no session watcher" if svc is None else "none configured",
-            }
-            return None
-        started = self.mono()
-        try:
-            answer = await svc.request(
-                sid, "lock_fallback", self.settings.fallback_timeout_seconds, commands=commands
-            )
-        except Exception as exc:
-            _log.warning("lock_fallback_failed", session=sid, error=str(exc))
-            answer = None
-        if answer is None:
-            attempt.fallback = {"ran": False, "why": "watcher did not answer"}
-            return None
-        method = str(answer.get("method") or "unknown")
-        attempt.fallback = {"ran": True, "ok": bool(answer.get("ok")), "method": method}
-        verified = (
-            await self._verify(sid, started + self.settings.verify_seconds) if answer.get("ok") else None
-        )
-        if verified is not None:
-            attempt.method = f"fallback:{method}"
-        return verified
 
     async def _terminate(self, sid: str, rec: AwayRecord) -> None:
         try:
@@ -386,27 +324,10 @@ class AwayController:
         )
 
     async def _emit_lock_result(
-        self, sid: str, rec: AwayRecord, a: _Attempt, *, source: str, reason: str, resumed: bool
+        self, sid: str, rec: AwayRecord, a: Attempt, *, source: str, reason: str, resumed: bool
     ) -> None:
-        data: dict[str, Any] = {
-            "session": sid,
-            "source": source,
-            "reason": reason,
-            "method": a.method,
-            "result": "verified" if a.verified_by else "unverified",
-            "verified_by": a.verified_by,
-            "timings": {
-                "signal_to_request_ms": _ms(a.signal_to_request),
-                "request_to_verified_ms": _ms(a.request_to_verified),
-            },
-        }
-        if a.error:
-            data["error"] = a.error
-        if a.fallback is not None:
-            data["fallback"] = a.fallback
-        if resumed:
-            data["resumed"] = True
-        self.last_attempt_timings = _ms(a.signal_to_request)
+        data = a.data(sid, source=source, reason=reason, resumed=resumed)
+        self.last_attempt_timings = data["timings"]["signal_to_request_ms"]
         if a.verified_by:
             await self.events.emit(Draft("screen.locked", "info", data, user=rec.user))
             if a.observed_at is not None:
@@ -459,21 +380,16 @@ class AwayController:
             info = await self.logind.session_at(path)
             self.cache[info.id] = info
 
-    def _lock_event(self, sid: str) -> asyncio.Event:
-        return self._locked.setdefault(sid, asyncio.Event())
-
     def _locked_changed(self, sid: str, locked: bool, at: float) -> None:
-        ev = self._lock_event(sid)
         rec = self.records.get(sid)
         if locked:
-            self._observed_at[sid] = at
-            ev.set()
+            self.hints.locked(sid, at)
             if rec is not None and rec.phase in ("lock_failed", "unlocked") and sid not in self._inflight:
                 rec.phase, rec.method = "locked", "late"
                 self._cancel_relock(sid)
                 self._spawn(self._late_lock(sid, rec))
             return
-        ev.clear()
+        self.hints.unlocked(sid)
         if rec is None or rec.phase != "locked":
             return
         self._spawn(self._unlocked(sid, rec))
@@ -514,7 +430,7 @@ class AwayController:
             handle.cancel()
 
     def _session_gone(self, sid: str) -> None:
-        self._locked.pop(sid, None)
+        self.hints.forget(sid)
         rec = self.records.pop(sid, None)
         if rec is not None:
             self._cancel_relock(sid)

@@ -126,7 +126,7 @@ class LockPlugin:
     def reload(self, config: AgentConfig) -> None:
         self.config, self.settings = config, config.lock
         if self.controller is not None:
-            self.controller.settings = config.lock
+            self.controller.reconfigure(config.lock)
         # The HTTP endpoint, VPN patterns and bus address are applied at the next start.
 
     # -- sources ---------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ class LockPlugin:
 
     async def _session(self, sid: str) -> SessionInfo | None:
         assert self.controller is not None
-        cached = self.controller.cache.get(sid)
+        cached = self.controller.session(sid)
         if cached is not None:
             return cached
         with contextlib.suppress(LogindError):

@@ -269,3 +269,19 @@ async def test_back_and_away_as_other_user_via_control_ops(logind: MockLogind, m
     assert reply["code"] == 2
     reply = await h.request("away", session="c404")
     assert reply["ok"] is False
+
+
+async def test_reload_reaches_the_verifier(logind: MockLogind, make_harness: Any) -> None:
+    """SIGHUP's new lock settings apply to the next attempt's proof and fallbacks, not only the controller."""
+    logind.add_session("c1", locker="never")
+    h: Harness = await make_harness()
+    assert (await h.request("away", session="c1"))["ok"] is False
+    assert h.of_type("screen.lock_failed")[0].data["fallback"] == {
+        "ran": False,
+        "why": "watcher did not answer",
+    }
+    assert (await h.request("back", session="c1"))["ended"] == ["c1"]
+    lock = {**h.config.lock.model_dump(), "fallback_commands": []}
+    h.lock.reload(h.config.model_copy(update={"lock": type(h.config.lock)(**lock)}))
+    assert (await h.request("away", session="c1"))["ok"] is False
+    assert h.of_type("screen.lock_failed")[1].data["fallback"] == {"ran": False, "why": "none configured"}
