@@ -1,0 +1,36 @@
+"""Small JSON request bodies and JSON error replies, shared by the collector's API routes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from boothguard.collector.ingest import BodyError, read_body
+
+SMALL_BODY = 64 * 1024  # enrollment, commands: tiny JSON documents
+
+
+def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def small_json(request: Request) -> Any:
+    body = await read_body(
+        request.stream(),
+        encoding=request.headers.get("content-encoding"),
+        content_length=request.headers.get("content-length"),
+        max_body=SMALL_BODY,
+        max_decompressed=SMALL_BODY,
+    )
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BodyError(400, "body is not JSON") from None
+
+
+def openapi_json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    # Routes read their body themselves (size limits first), so FastAPI cannot infer this schema.
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

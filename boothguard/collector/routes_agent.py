@@ -1,0 +1,138 @@
+"""The agents' API routes: enrollment with the shared secret, and batches of sealed events (SPEC §5)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from boothguard import log
+from boothguard.collector.api_io import json_error, openapi_json_body, small_json
+from boothguard.collector.auth import bearer
+from boothguard.collector.ingest import BodyError, parse_lines, read_body
+from boothguard.collector.settings import CollectorSection
+from boothguard.events import HostRef
+
+if TYPE_CHECKING:
+    # app.py imports this module; Services is only an annotation here.
+    from boothguard.collector.app import Services
+
+_log = log.get("collector.routes_agent")
+
+
+class EnrollBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: HostRef
+
+
+def mount(app: FastAPI, svc: Services) -> None:
+    store = svc.store
+    run = anyio.to_thread.run_sync
+
+    @app.post(
+        "/v1/enroll",
+        openapi_extra=openapi_json_body(EnrollBody.model_json_schema()),
+        responses={401: {}, 403: {}},
+    )
+    async def enroll(request: Request) -> JSONResponse:
+        secret = await run(_read_secret, svc.settings)
+        if not secret:
+            return json_error(403, "enrollment is disabled: no enroll secret configured")
+        given = bearer(request)
+        if given is None or not hmac.compare_digest(given.encode(), secret.encode()):
+            return json_error(401, "bad enrollment secret", {"WWW-Authenticate": "Bearer"})
+        try:
+            body = EnrollBody.model_validate(await small_json(request))
+        except ValidationError as exc:
+            return json_error(400, f"bad enrollment request: {exc.errors(include_url=False)[0]['msg']}")
+        token = await run(store.enroll, body.host.id, body.host.name)
+        return JSONResponse({"host_id": body.host.id, "token": token})
+
+    @app.post(
+        "/v1/events",
+        openapi_extra={
+            "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+        },
+        responses={400: {}, 401: {}, 403: {}, 413: {}, 429: {}, 503: {}},
+    )
+    async def post_events(request: Request) -> JSONResponse:
+        limits = svc.settings
+        retry = {"Retry-After": str(limits.retry_after_seconds)}
+        if svc.active >= limits.max_concurrent_ingests:
+            svc.metrics.requests.labels("503").inc()
+            return json_error(503, "collector busy", retry)
+        svc.active += 1
+        svc.metrics.in_flight.inc()
+        try:
+            response = await _ingest(svc, request, retry)
+        finally:
+            svc.active -= 1
+            svc.metrics.in_flight.dec()
+        svc.metrics.requests.labels(str(response.status_code)).inc()
+        return response
+
+
+async def _ingest(svc: Services, request: Request, retry: dict[str, str]) -> JSONResponse:
+    store = svc.store
+    run = anyio.to_thread.run_sync
+    limits = svc.settings
+    token = bearer(request)
+    host_id = await run(store.authenticate, token) if token else None
+    if host_id is None:
+        return json_error(401, "bad or missing host token", {"WWW-Authenticate": "Bearer"})
+    if svc.per_host.get(host_id, 0) >= limits.max_ingests_per_host:
+        return json_error(429, "too many concurrent batches from this host", retry)
+    svc.per_host[host_id] = svc.per_host.get(host_id, 0) + 1
+    try:
+        body = await read_body(
+            request.stream(),
+            encoding=request.headers.get("content-encoding"),
+            content_length=request.headers.get("content-length"),
+            max_body=limits.max_body_bytes,
+            max_decompressed=limits.max_decompressed_bytes,
+        )
+        lines, rejections = await run(
+            lambda: parse_lines(
+                body, max_event_bytes=limits.max_event_bytes, max_events=limits.max_events_per_request
+            )
+        )
+        foreign = next((line for line in lines if line.event["host"]["id"] != host_id), None)
+        if foreign is not None:
+            return json_error(403, f"event {foreign.index} belongs to another host; nothing stored")
+        with svc.metrics.ingest_seconds.time():
+            result = await run(store.ingest, host_id, lines, rejections)
+    except BodyError as exc:
+        return json_error(exc.status, exc.reason)
+    except (OperationalError, DBAPIError) as exc:
+        _log.error("ingest_db_error", host=host_id, error=str(exc.orig)[:300])
+        return json_error(503, "database unavailable", retry)
+    finally:
+        svc.per_host[host_id] -= 1
+        if not svc.per_host[host_id]:
+            del svc.per_host[host_id]
+    svc.metrics.events.labels("accepted").inc(result.accepted)
+    svc.metrics.events.labels("duplicate").inc(result.duplicates)
+    svc.metrics.events.labels("rejected").inc(len(result.rejected))
+    for finding in result.findings:
+        svc.metrics.findings.labels(finding.kind).inc()
+        _log.warning(
+            "chain_finding",
+            host=host_id,
+            kind=finding.kind,
+            seq_from=finding.seq_from,
+            seq_to=finding.seq_to,
+        )
+    svc.notify(result.notify)
+    return JSONResponse(result.answer())
+
+
+def _read_secret(settings: CollectorSection) -> str:
+    try:
+        return settings.enroll_secret_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
