@@ -66,6 +66,14 @@ async def sessions_service(ctx: AgentContext) -> SessionsService:
     return service
 
 
+def sessions_now(ctx: AgentContext | None) -> SessionsService | None:
+    """The sessions service if its plugin is up now (None before start or without one)."""
+    if ctx is None:
+        return None
+    service: SessionsService | None = ctx.services.get("sessions")
+    return service
+
+
 class Plugin(Protocol):
     name: str
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from boothguard import log
-from boothguard.agent.plugin import AgentContext, Reply, SessionsService, sessions_service
+from boothguard.agent.plugin import AgentContext, Reply, SessionsService, sessions_now, sessions_service
 from boothguard.errors import EXIT_FAILURE, EXIT_PERMISSION, EXIT_USAGE
 from boothguard.events import Draft
 from boothguard.lock.away import AwayController, clean_reason
@@ -132,10 +132,7 @@ class LockPlugin:
     # -- sources ---------------------------------------------------------------------------------
 
     def _sessions(self) -> SessionsService | None:
-        if self.ctx is None:
-            return None
-        service: SessionsService | None = self.ctx.services.get("sessions")
-        return service
+        return sessions_now(self.ctx)
 
     async def _attach_sessions(self) -> None:
         assert self.ctx is not None

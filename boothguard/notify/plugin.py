@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from boothguard import log
-from boothguard.agent.plugin import sessions_service
+from boothguard.agent.plugin import sessions_now, sessions_service
 from boothguard.events import Draft
 from boothguard.notify.grouping import Batch, Grouper
 
@@ -131,10 +131,7 @@ class NotifyPlugin:
     # -- delivery ---------------------------------------------------------------------------------
 
     def _sessions(self) -> SessionsService | None:
-        if self.ctx is None:
-            return None
-        service: SessionsService | None = self.ctx.services.get("sessions")
-        return service
+        return sessions_now(self.ctx)
 
     async def _attach_sessions(self) -> None:
         assert self.ctx is not None
