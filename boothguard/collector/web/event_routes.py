@@ -9,7 +9,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from boothguard.collector.web import charts, export, i18n, queries
+from boothguard.collector.web import charts, export, i18n, queries, reports
 from boothguard.collector.web.dashboard import Dashboard, Refused, _iso, _local_input, _log, _param
 from boothguard.collector.web.queries import EventFilter
 
@@ -44,8 +44,8 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
         t = i18n.Translator(d.lang(request))
         zone = d.zone(request)
         now = d.now()
-        slots, per_hour = await run(queries.events_per_hour, d.engine, now, 24, zone)
-        days, per_day = await run(queries.alerts_per_day, d.engine, now, 14, zone)
+        slots, per_hour = await run(reports.events_per_hour, d.engine, now, 24, zone)
+        days, per_day = await run(reports.alerts_per_day, d.engine, now, 14, zone)
         hour_chart = charts.stacked_bars(
             labels=[s.strftime("%H") for s in slots],
             series=per_hour,

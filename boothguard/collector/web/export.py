@@ -15,8 +15,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from boothguard.collector.web import queries
-from boothguard.collector.web.queries import ChainReport, EventFilter
+from boothguard.collector.web import queries, reports
+from boothguard.collector.web.queries import EventFilter
+from boothguard.collector.web.reports import ChainReport
 from boothguard.events import format_time
 
 CSV_FIELDS = (
@@ -95,7 +96,7 @@ def build(engine: Engine, f: EventFilter, *, actor: str, now: float) -> Incident
         events=evs,
         truncated=truncated,
         alerts=queries.alerts_in(engine, f),
-        chains=queries.verify_hosts(engine, spans),
+        chains=reports.verify_hosts(engine, spans),
     )
 
 

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy.engine import Engine, RowMapping
 
 from boothguard.collector import db
 from boothguard.collector import queries as api_queries
 from boothguard.collector.schema import alerts, api_sessions, events, hosts
 from boothguard.collector.store import audit, token_hash
-from boothguard.events import SEVERITIES, SEVERITY_RANK, ChainProblem, Event, format_time, verify_chain
+from boothguard.events import SEVERITIES, SEVERITY_RANK
 
 ALERT_STATES = ("open", "acked", "resolved")
 PAGE = 100
 EXPORT_LIMIT = 50_000  # events in one incident export; beyond it the export says it is truncated
-CHART_LIMIT = 200_000  # rows a chart query looks at
 # Event types whose latest occurrence describes a host's current state.
 USB_MODE_TYPES = ("agent.started",)
 WATCHER_TYPES = ("session.watcher_missing", "session.started", "session.ended")
@@ -174,6 +171,22 @@ def host_names(engine: Engine) -> list[tuple[str, str]]:
         ]
 
 
+def last_commands(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Per host, the newest remote command and how far it got (pending, done, failed, expired)."""
+    from boothguard.collector.schema import commands
+
+    newest = (
+        sa.select(commands.c.host_id, sa.func.max(commands.c.created_at).label("at"))
+        .group_by(commands.c.host_id)
+        .subquery()
+    )
+    q = sa.select(commands).join(
+        newest, sa.and_(commands.c.host_id == newest.c.host_id, commands.c.created_at == newest.c.at)
+    )
+    with db.read(engine) as conn:
+        return {str(r["host_id"]): dict(r) for r in conn.execute(q).mappings()}
+
+
 # --- events ---------------------------------------------------------------------------------------
 
 
@@ -263,157 +276,3 @@ def alerts_in(engine: Engine, f: EventFilter, *, limit: int = 1000) -> list[dict
 
 def _unix(rfc3339: str) -> float:
     return datetime.strptime(rfc3339, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
-
-
-# --- chain verification for exports ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    host_id: str
-    seq_from: int
-    seq_to: int
-    events_checked: int
-    problems: list[ChainProblem]
-    unparsable: list[int]  # seqs whose stored raw JSON no longer parses as an event
-    stored_status: str
-    stored_detail: str | None
-
-    @property
-    def ok(self) -> bool:
-        bad = [p for p in self.problems if p.kind != "declared_gap"]
-        return not bad and not self.unparsable
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "host_id": self.host_id,
-            "seq_from": self.seq_from,
-            "seq_to": self.seq_to,
-            "events_checked": self.events_checked,
-            "ok": self.ok,
-            "problems": [{"kind": p.kind, "from_seq": p.from_seq, "to_seq": p.to_seq} for p in self.problems],
-            "unparsable_seqs": self.unparsable,
-            "collector_chain_status": self.stored_status,
-            "collector_chain_detail": self.stored_detail,
-        }
-
-
-def verify_hosts(
-    engine: Engine, spans: dict[str, tuple[int, int]], *, limit: int = EXPORT_LIMIT
-) -> list[ChainReport]:
-    """Re-verify each host's stored chain over the exported seqs, from seq 1 when that fits in `limit`.
-
-    Starting at seq 1 proves the exported events descend from the host's first event; for long histories
-    the check starts at the event just before the export, so the first exported event's link is checked.
-    """
-    reports = []
-    for host_id, (lo, hi) in sorted(spans.items()):
-        start = 1 if hi <= limit else max(1, lo - 1)
-        q = (
-            sa.select(events.c.seq, events.c.raw)
-            .where(events.c.host_id == host_id, events.c.seq >= start, events.c.seq <= hi)
-            .order_by(events.c.seq)
-            .limit(limit + 1)
-        )
-        with db.read(engine) as conn:
-            rows = conn.execute(q).all()
-            head = conn.execute(
-                sa.select(hosts.c.chain_status, hosts.c.chain_detail).where(hosts.c.id == host_id)
-            ).first()
-        parsed: list[Event] = []
-        unparsable: list[int] = []
-        for seq, raw in rows:
-            try:
-                parsed.append(Event.model_validate_json(raw))
-            except ValidationError:
-                unparsable.append(int(seq))
-        problems = verify_chain(parsed)
-        if parsed and start == 1 and parsed[0].seq != 1:
-            problems.insert(0, ChainProblem("gap", 1, parsed[0].seq - 1))
-        reports.append(
-            ChainReport(
-                host_id=host_id,
-                seq_from=start,
-                seq_to=hi,
-                events_checked=len(parsed),
-                problems=problems,
-                unparsable=unparsable,
-                stored_status=str(head[0]) if head else "unknown",
-                stored_detail=head[1] if head else None,
-            )
-        )
-    return reports
-
-
-# --- charts ---------------------------------------------------------------------------------------
-
-
-def category(event_type: str) -> str:
-    return event_type.split(".", 1)[0]
-
-
-def events_per_hour(
-    engine: Engine, now: float, hours: int, zone: tzinfo
-) -> tuple[list[datetime], dict[str, list[int]]]:
-    """Event counts per local hour and type category for the last `hours` hours (oldest first)."""
-    end = datetime.fromtimestamp(now, zone).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    start = end - timedelta(hours=hours)
-    since = format_time(start.timestamp())
-    hour_col = sa.func.substr(events.c.time, 1, 13)
-    q = (
-        sa.select(hour_col, events.c.type, sa.func.count())
-        .where(events.c.time >= since)
-        .group_by(hour_col, events.c.type)
-        .limit(CHART_LIMIT)
-    )
-    with db.read(engine) as conn:
-        rows = conn.execute(q).all()
-    slots = [start + timedelta(hours=i) for i in range(hours)]
-    index = {s.astimezone(UTC).strftime("%Y-%m-%dT%H"): i for i, s in enumerate(slots)}
-    series: dict[str, list[int]] = defaultdict(lambda: [0] * hours)
-    for hour, etype, n in rows:
-        i = index.get(str(hour))
-        if i is not None:
-            series[category(str(etype))][i] += int(n)
-    return slots, dict(series)
-
-
-def alerts_per_day(
-    engine: Engine, now: float, days: int, zone: tzinfo
-) -> tuple[list[datetime], dict[str, list[int]]]:
-    """Alerts opened per local day and severity for the last `days` days (oldest first)."""
-    today = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = today - timedelta(days=days - 1)
-    q = (
-        sa.select(alerts.c.first_seen, alerts.c.severity)
-        .where(alerts.c.first_seen >= start.timestamp())
-        .limit(CHART_LIMIT)
-    )
-    with db.read(engine) as conn:
-        rows = conn.execute(q).all()
-    slots = [(start + timedelta(days=i)) for i in range(days)]
-    counts: Counter[tuple[str, str]] = Counter()
-    for first_seen, severity in rows:
-        counts[(datetime.fromtimestamp(float(first_seen), zone).date().isoformat(), str(severity))] += 1
-    series: dict[str, list[int]] = {}
-    for sev in SEVERITIES:
-        values = [counts[(s.date().isoformat(), sev)] for s in slots]
-        if any(values):
-            series[sev] = values
-    return slots, series
-
-
-def last_commands(engine: Engine) -> dict[str, dict[str, Any]]:
-    """Per host, the newest remote command and how far it got (pending, done, failed, expired)."""
-    from boothguard.collector.schema import commands
-
-    newest = (
-        sa.select(commands.c.host_id, sa.func.max(commands.c.created_at).label("at"))
-        .group_by(commands.c.host_id)
-        .subquery()
-    )
-    q = sa.select(commands).join(
-        newest, sa.and_(commands.c.host_id == newest.c.host_id, commands.c.created_at == newest.c.at)
-    )
-    with db.read(engine) as conn:
-        return {str(r["host_id"]): dict(r) for r in conn.execute(q).mappings()}
