@@ -48,6 +48,17 @@ def xclip_copy(
     return proc
 
 
+def xclip_paste(display: str) -> bytes:
+    """What an application pasting from the clipboard would get."""
+    return subprocess.run(
+        ["xclip", "-o", "-selection", "clipboard"],
+        env=x_env(display),
+        capture_output=True,
+        timeout=10,
+        check=False,
+    ).stdout
+
+
 def wait_for(predicate: object, timeout: float = 10.0, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.session.conftest import png_bytes, wait_for, x_env, xclip_copy
+from tests.session.conftest import png_bytes, wait_for, x_env, xclip_copy, xclip_paste
 from tests.session.harness import Agent, WatcherProc
 
 CARD = "4111 1111 1111 1111"
@@ -394,14 +394,7 @@ def test_clear_policy_empties_the_clipboard(xdisplay: str, tmp_path: Path) -> No
             ev = agent.wait_event("clipboard.cleared")
             assert ev["data"]["ok"] is True
             assert ev["data"]["pii"] == {"credit_card": 1}
-            pasted = subprocess.run(
-                ["xclip", "-o", "-selection", "clipboard"],
-                env=x_env(xdisplay),
-                capture_output=True,
-                timeout=10,
-                check=False,
-            )
-            assert pasted.stdout == b""
+            assert xclip_paste(xdisplay) == b""
             assert proc.wait(timeout=10) == 0  # xclip -quiet exits when it loses the selection
         finally:
             proc.kill()
@@ -411,14 +404,7 @@ def test_clear_policy_empties_the_clipboard(xdisplay: str, tmp_path: Path) -> No
         proc = xclip_copy(xdisplay, b"hello")
         try:
             _copy_event(agent, proc.pid, before)
-            pasted = subprocess.run(
-                ["xclip", "-o", "-selection", "clipboard"],
-                env=x_env(xdisplay),
-                capture_output=True,
-                timeout=10,
-                check=False,
-            )
-            assert pasted.stdout == b"hello"
+            assert xclip_paste(xdisplay) == b"hello"
         finally:
             proc.kill()
             proc.wait()
