@@ -1,4 +1,5 @@
-"""Engines and transactions: one code path for SQLite (WAL, one writer) and PostgreSQL (psycopg 3)."""
+"""Engines and transactions: one code path for SQLite (WAL, synchronous=FULL, one writer) and PostgreSQL
+(psycopg 3)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 _WRITE = "boothguard_write"
 BUSY_SECONDS = 30
+SYNCHRONOUS = "FULL"
 
 
 def normalize_url(url: str) -> str:
@@ -48,7 +50,10 @@ def _sqlite_setup(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
         _use_wal(cur)
-        cur.execute("PRAGMA synchronous=NORMAL")
+        # FULL: every commit syncs the WAL before it returns, so a batch answered 2xx (and purged by the
+        # agent) survives a power cut; NORMAL could roll it back, and the missing seqs would then read
+        # as a chain break (tampering). One fsync per transaction; ingest commits once per batch.
+        cur.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 

@@ -5,7 +5,9 @@
 For each database: the ingest path (NDJSON parse + validation + hash check + duplicate check + chain walk
 + host state + alert rules + commands, one transaction per batch of 500) against a plain executemany
 INSERT of the rows that path stores, in one transaction per batch, measured in the same run. Prints JSON;
-the ratio is ingest ÷ raw (target >= 0.5; target >= 20,000 events/s on SQLite).
+the ratio is ingest ÷ raw (target >= 0.5; target >= 20,000 events/s on SQLite). Both paths open their
+database through `collector.db.create`, so the floor runs with the collector's own PRAGMAs (WAL,
+synchronous=FULL: one WAL fsync per committed batch); the run checks they match and prints them.
 
 The process is set up as `boothguard collector` runs: once startup is done its heap is frozen
 (`collector.server.settle_heap`), so garbage collections triggered during the run walk only what the run
@@ -47,11 +49,23 @@ def make_batches(n: int) -> list[bytes]:
     return [ndjson(evs[i : i + BATCH]) for i in range(0, n, BATCH)]
 
 
+def pragmas(engine: Any) -> dict[str, Any]:
+    if not db.is_sqlite(engine):
+        return {}
+    with engine.connect() as conn:
+        return {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys")
+        }
+
+
 def measure(name: str, url_for: Any, batches: list[bytes], n: int) -> dict[str, Any]:
     """Batches alternate between the two paths, so drift on a busy machine hits both alike."""
     raw_engine = db.create(url_for())
     migrations.migrate(raw_engine)
     store = make_store(url_for())
+    same = pragmas(raw_engine)
+    assert same == pragmas(store.engine), "the floor must run with the ingest path's PRAGMAs"
     store.enroll("bench-host", "bench")
     settle_heap()
     t_raw = t_ingest = 0.0
@@ -79,6 +93,7 @@ def measure(name: str, url_for: Any, batches: list[bytes], n: int) -> dict[str, 
         "ingest_events_per_s": round(n / t_ingest),
         "raw_insert_events_per_s": round(n / t_raw),
         "ratio": round(t_raw / t_ingest, 3),
+        **({"pragmas": same} if same else {}),
     }
 
 
@@ -107,7 +122,9 @@ def notify_latency(rounds: int) -> dict[str, Any]:
             agent = FakeAgent("bench-host", "bench")
             notify, answer = [], []
             for i in range(rounds):
-                body = ndjson([agent.emit("usb.device.blocked", "high", {"vid": "0781", "pid": "5567"})])
+                body = ndjson(
+                    [agent.emit("usb.device.blocked", "high", {"vendor_id": "0781", "product_id": "5567"})]
+                )
                 t0 = time.perf_counter()
                 r = http.post(
                     coll.url + "/v1/events", content=body, headers={"Authorization": f"Bearer {token}"}

@@ -18,7 +18,16 @@ from tests.helpers.agent import write_config
 
 
 class CollectorProcess:
-    def __init__(self, tmp: Path, database_url: str, secret_file: Path, **collector: Any) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        database_url: str,
+        secret_file: Path,
+        *,
+        prefix: list[str] | None = None,
+        **collector: Any,
+    ) -> None:
+        self.prefix = prefix or []  # e.g. strace: the command the collector runs under
         self.port = free_port()
         self.tmp = tmp
         self.tls = "tls_cert" in collector
@@ -38,7 +47,7 @@ class CollectorProcess:
 
     def start(self, timeout: float = 30) -> CollectorProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "boothguard", "collector", "--config", str(self.config)],
+            [*self.prefix, sys.executable, "-m", "boothguard", "collector", "--config", str(self.config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
