@@ -33,7 +33,7 @@ def alert(
         "state": "open",
         "first_seen": "2024-05-01T09:00:00.000Z",
         "last_seen": "2024-05-01T09:05:00.000Z",
-        "data": {"vid": "0781", "pid": "5581"},
+        "data": {"vendor_id": "0781", "product_id": "5581"},
     }
     fields.update(kw)
     return Alert(

@@ -81,7 +81,7 @@ def test_webhook_posts_a_slack_compatible_json_with_bearer_and_headers(tmp_path:
     assert body["alert"]["alert_id"] == 7
     assert body["alert"]["repeats"] == 11
     assert (body["alert"]["seq_from"], body["alert"]["seq_to"]) == (4, 9)
-    assert body["alert"]["data"] == {"vid": "0781", "pid": "5581"}
+    assert body["alert"]["data"] == {"vendor_id": "0781", "product_id": "5581"}
     assert stats["slack"]["sent"] == 1
 
 

@@ -21,7 +21,8 @@ def ids(r: AlertRules, o: Any) -> list[str]:
 def test_defaults_apply_when_no_rules_are_configured() -> None:
     r = rules()
     assert r.rule_ids == tuple(d.id for d in DEFAULT_RULES)
-    assert ids(r, obs("usb.device.blocked", data={"vid": "0781", "pid": "5581"})) == ["usb-blocked"]
+    stick = {"vendor_id": "0781", "product_id": "5581"}  # the keys the agent sends
+    assert ids(r, obs("usb.device.blocked", data=stick)) == ["usb-blocked"]
     assert ids(r, obs("usb.interface.blocked")) == ["usb-blocked"]
     assert ids(r, obs("usb.storage.detected")) == ["usb-blocked"]
     assert ids(r, obs("screenshot.detected")) == ["screen-capture"]
@@ -133,19 +134,19 @@ def test_group_keys_and_titles_from_safe_fields_only() -> None:
             {
                 "id": "per-user",
                 "types": ["screenshot.*"],
-                "group_by": ["rule", "host_id", "user", "data.tool"],
-                "title": "{user} ran {data.tool} on {host} [{data.missing}] {severity}",
+                "group_by": ["rule", "host_id", "user", "data.app"],
+                "title": "{user} ran {data.app} on {host} [{data.missing}] {severity}",
             }
         ]
     )
-    (draft,) = r.match(obs("screenshot.detected", "high", data={"tool": "scrot|x\ny"}))
-    assert draft.group_key == "rule=per-user|host_id=mid-1|user=alice|data.tool=scrot/x y"
+    (draft,) = r.match(obs("screenshot.detected", "high", data={"app": "scrot|x\ny"}))
+    assert draft.group_key == "rule=per-user|host_id=mid-1|user=alice|data.app=scrot/x y"
     assert draft.title == "alice ran scrot|x y on booth-07 [-] high"
-    (other,) = r.match(obs("screenshot.detected", user="bob", data={"tool": "scrot|x\ny"}))
+    (other,) = r.match(obs("screenshot.detected", user="bob", data={"app": "scrot|x\ny"}))
     assert other.group_key != draft.group_key
     # Default grouping: host and rule, so every repeat on a booth lands in one alert.
-    (a,) = rules().match(obs("usb.device.blocked", data={"vid": "1"}))
-    (b,) = rules().match(obs("usb.storage.detected", data={"vid": "2"}))
+    (a,) = rules().match(obs("usb.device.blocked", data={"vendor_id": "1"}))
+    (b,) = rules().match(obs("usb.storage.detected", data={"vendor_id": "2"}))
     assert a.group_key == b.group_key == "host_id=mid-1|rule=usb-blocked"
     # Two booths that share a host name are still two groups: the default key uses the machine-id.
     (c,) = rules().match(obs("usb.device.blocked", host_id="mid-2"))

@@ -107,7 +107,7 @@ async def main(n: int, rounds: int) -> dict[str, Any]:
 def observation() -> Observation:
     return Observation(
         type="usb.device.blocked", severity="high", host_id="mid-1", host_name="booth-07", user="alice",
-        data={"vid": "0781", "pid": "5581", "class": "storage"},
+        data={"vendor_id": "0781", "product_id": "5581", "class": "storage"},
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from boothguard.spool.writer import SpoolWriter
 
 HOST = HostRef(id="0123456789abcdef0123456789abcdef", name="booth-bench")
 AGENT = AgentRef(version="bench")
-DATA = {"vid": "0781", "pid": "5581", "product": "Ultra", "rule": "block-storage", "port": "1-2"}
+DATA = {"vendor_id": "0781", "product_id": "5581", "product": "Ultra", "rule": "block-storage", "port": "1-2"}
 
 
 def raw_rows(n: int) -> list[tuple[int, int, bytes, float]]:

@@ -81,7 +81,8 @@ def test_event_query_filters_and_cursor(db_url: str, secret_file: Path) -> None:
     auth = basic("vic", "vic-password")
     with client(store, secret_file) as c:
         ta, tb = enroll(c, SECRET, "m-a"), enroll(c, SECRET, "m-b")
-        post(c, ta, [a.emit("usb.device.blocked", "high", {"vid": "0781", "pid": "5567"}) for _ in range(3)])
+        stick = {"vendor_id": "0781", "product_id": "5567"}
+        post(c, ta, [a.emit("usb.device.blocked", "high", stick) for _ in range(3)])
         post(c, ta, [a.emit("usb.device.allowed", "info") for _ in range(4)])
         post(c, tb, [b.emit("clipboard.copy", "medium", {"pii": {"phone_jp": 1}}) for _ in range(5)])
         seen: list[str] = []

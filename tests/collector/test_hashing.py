@@ -79,7 +79,7 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )
-_BASE = FakeAgent("m-1").emit("usb.device.allowed", data={"vid": "0781"})
+_BASE = FakeAgent("m-1").emit("usb.device.allowed", data={"vendor_id": "0781"})
 _SPECIAL = st.sampled_from(
     ["", "x" * 257, "0" * 64, "g" * 64, "usb.Device", "a.b\n", "info", "bogus", 0, -1, 1.0, True, "1", 2**64]
 )

@@ -114,11 +114,10 @@ def test_alerts_reach_a_real_webhook_and_a_dead_channel_does_not_stall_ingest(
             token = _enroll(coll.url, "m-1")
             started = time.monotonic()
             for i in range(5):
+                stick = {"vendor_id": "0781", "product_id": f"{i:04d}"}
                 r = httpx.post(
                     coll.url + "/v1/events",
-                    content=ndjson(
-                        [agent.emit("usb.device.blocked", "high", {"vid": "0781", "pid": f"{i:04d}"})]
-                    ),
+                    content=ndjson([agent.emit("usb.device.blocked", "high", stick)]),
                     headers={"Authorization": f"Bearer {token}"},
                     timeout=10,
                 )

@@ -22,6 +22,8 @@ pw = pytest.importorskip("playwright.sync_api")
 expect = pw.expect
 TIMEOUT = 15_000  # ms, for every wait on the page
 
+STICK = {"vendor_id": "0781", "product_id": "5567"}  # the keys the agent sends
+
 
 def login(
     browser: Any, col: Collector, user: str, *, locale: str = "ja-JP", password: str | None = None
@@ -64,12 +66,12 @@ def test_alert_live_ack_filter_timeline_export_lock(
     # Japanese from Accept-Language (locale ja-JP), no reload from here on: a marker survives only then.
     expect(page.locator("h1")).to_have_text("アラート受信箱")
     page.evaluate("window.__noReload = 42")
-    agent.send(Draft("usb.storage.detected", "high", {"vid": "0781", "pid": "5567"}, "operator01"))
+    agent.send(Draft("usb.storage.detected", "high", STICK, "operator01"))
     row = page.locator("tr[data-alert-type='usb.storage.detected']")
     expect(row).to_have_count(1)  # appeared live
     assert page.evaluate("window.__noReload") == 42
     expect(row.locator(".badge")).to_have_text("高")
-    agent.send(Draft("usb.storage.detected", "high", {"vid": "0781", "pid": "5567"}, "operator01"))
+    agent.send(Draft("usb.storage.detected", "high", STICK, "operator01"))
     expect(row.locator(".repeat")).to_have_text("\u00d72")  # "x2": the repeat is grouped, live
     assert page.evaluate("window.__noReload") == 42
     shot(page, artifacts, "01-alerts-ja")
@@ -131,7 +133,7 @@ def test_alert_live_ack_filter_timeline_export_lock(
     assert [r["seq"] for r in rows] == ["1", "2", "3", "4", "5"]
     assert rows[3]["type"] == "usb.storage.detected"
     assert rows[3]["user"] == "operator01"
-    assert json.loads(rows[3]["data"]) == {"pid": "5567", "vid": "0781"}
+    assert json.loads(rows[3]["data"]) == {"product_id": "5567", "vendor_id": "0781"}
     exported = page.request.get(f"{collector.base}/export?host=host-aaa&format=json").json()
     assert exported["chain_verification"]["ok"] is True
     assert exported["chain_verification"]["hosts"][0]["events_checked"] == 5
@@ -277,7 +279,7 @@ def test_forged_csrf_token_refused(browser: Any, collector: Collector, artifacts
 
 def test_viewer_cannot_lock_or_ack(browser: Any, collector: Collector) -> None:
     agent = booth(collector, "host-view", "booth-view")
-    agent.send(Draft("screenshot.detected", "high", {"tool": "scrot"}, "operator03"))
+    agent.send(Draft("screenshot.detected", "high", {"app": "scrot"}, "operator03"))
     page = login(browser, collector, "vic")
     row = page.locator("tr[data-alert-type='screenshot.detected']")
     expect(row).to_have_count(1)

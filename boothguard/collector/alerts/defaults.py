@@ -1,4 +1,8 @@
-"""The shipped rules, used when the config lists none (or with `include_default_rules = true`)."""
+"""The shipped rules, used when the config lists none (or with `include_default_rules = true`).
+
+Every `{data.KEY}` here must be a key the agent emits for each of the rule's types (the agent's
+usb/report.py, session/clipboard_events.py, spool/…): tests/contract checks this statically and against
+the events the real agent produces in the umockdev, Xvfb and lock scenarios."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
         id="usb-blocked",
         types=["usb.device.blocked", "usb.interface.blocked", "usb.storage.detected"],
         severity="high",
-        title="USB device blocked on {host} ({type}, {data.vid}:{data.pid})",
+        title="USB device blocked on {host} ({type}, {data.vendor_id}:{data.product_id})",
     ),
     RuleSpec(
         id="clipboard-personal-data",
@@ -65,7 +69,7 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
         id="spool-gap",
         types=["spool.gap"],
         severity="medium",
-        title="Agent on {host} lost events ({data.reason}, seq {seq_from}-{seq_to})",
+        title="Agent on {host} lost {data.count} events ({data.reason})",
     ),
     RuleSpec(
         id="config-rejected",
