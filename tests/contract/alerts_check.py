@@ -49,7 +49,10 @@ def observation(ev: dict[str, Any]) -> Observation:
 @dataclass
 class Report:
     titles: dict[str, list[str]] = field(default_factory=dict)  # rule id → rendered titles
-    unresolved: list[tuple[str, str, str]] = field(default_factory=list)  # (event type, rule, field)
+    # (event type, rule, field) of `data.*` fields the event lacks: the agent and the rule disagree.
+    unresolved: list[tuple[str, str, str]] = field(default_factory=list)
+    # The same for the envelope's fields (`user`: an event about no session may have none).
+    unresolved_other: list[tuple[str, str, str]] = field(default_factory=list)
 
     def matched(self) -> set[str]:
         return set(self.titles)
@@ -66,5 +69,6 @@ def check(events: Iterable[dict[str, Any]]) -> Report:
             for name in named_fields(spec):
                 value = field_value(obs, name, spec.id)
                 if value is MISSING or value is None or value == "":
-                    report.unresolved.append((ev["type"], spec.id, name))
+                    into = report.unresolved if name.startswith("data.") else report.unresolved_other
+                    into.append((ev["type"], spec.id, name))
     return report
