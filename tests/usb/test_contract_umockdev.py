@@ -1,8 +1,10 @@
 """Contract: the USB events the real agent produces under umockdev, run through the collector's shipped alert
-rules and templates — every field a matching rule names resolves (the title never reads "-:-")."""
+rules and templates — every field a matching rule names resolves (the title never reads "-:-") — and, end
+to end, a blocked stick shipped by the agent to a real collector process reaches a webhook as "0781:5567"."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,3 +65,47 @@ def test_real_usb_events_fill_every_field_of_the_shipped_rules(
     assert "USB device blocked on booth-1 (usb.interface.blocked, 0b0e:0420)" in titles
     assert "USB device blocked on booth-1 (usb.storage.detected, 090c:1000)" in titles
     assert not [t for t in titles if "-:-" in t]
+
+
+def test_blocked_stick_shipped_to_a_real_collector_names_the_device_in_the_webhook(
+    tmp_path: Path, secret_file_path: Path
+) -> None:
+    """End to end: the agent ships to a real collector process, whose shipped rule notifies a webhook."""
+    from tests.alerts.servers import WebhookReceiver
+    from tests.collector.proc import CollectorProcess
+
+    bed = umock.Bed()
+    bus = bed.add_bus(1)
+    with WebhookReceiver() as hook:
+        coll = CollectorProcess(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", secret_file_path)
+        coll.config.write_text(
+            coll.config.read_text()
+            + "\n[alerts]\nthrottle_seconds = 0\n"
+            + f'[alerts.channels.hook]\nkind = "webhook"\nurl = "{hook.url}"\n'
+        )
+        with coll:
+            (tmp_path / "agent").mkdir()
+            agent = umock.Agent(bed, tmp_path / "agent")
+            agent.config.write_text(
+                agent.config.read_text().replace('collector_url = ""', f'collector_url = "{coll.url}"')
+            )
+            done = agent.cli("enroll", "--collector", coll.url, "--secret-file", str(secret_file_path))
+            assert done.returncode == 0, done.stderr
+            agent.start()
+            try:
+                bed.plug(bus, "1-1", 0x0781, 0x5567, [d.STORAGE], product=b"Cruzer Blade")
+                (got,) = hook.wait_for(1, timeout=60)
+            finally:
+                agent.stop()
+    assert got.body["alert"]["rule"] == "usb-blocked"
+    assert got.body["alert"]["data"]["vendor_id"] == "0781"
+    assert "(usb.device.blocked, 0781:5567)" in got.body["text"], got.body["text"]
+    assert "-:-" not in json.dumps(got.body)
+
+
+@pytest.fixture
+def secret_file_path(tmp_path: Path) -> Path:
+    path = tmp_path / "enroll.secret"
+    path.write_text("s3cret-enroll\n")
+    path.chmod(0o600)
+    return path
