@@ -6,6 +6,8 @@ A call site is any call whose first argument is the event type as a string liter
 followed through dict literals, `**spread`, `a | b`, local names (`data = …`, `data |= …`, `data["k"] = …`,
 `data.update(…)`) and calls of plain functions defined in the agent (`device_data(…)` → its `return`). What
 cannot be followed (a parameter, an attribute) makes the site *open*: its keys are then a lower bound.
+Branches are not told apart (a key set under one `if` counts as emitted): the scenario contract tests
+(tests/usb, tests/session, tests/lock `test_contract_*`) check what the agent sends at run time.
 """
 
 from __future__ import annotations
