@@ -144,7 +144,8 @@ def test_every_answered_batch_was_fsynced_first(tmp_path: Path, secret_file: Pat
     """A power cut loses what is only in the page cache: the WAL must reach the disk before the answer."""
     path = tmp_path / "c.db"
     trace = tmp_path / "strace.log"
-    prefix = ["strace", "-f", "-y", "-s", "24", "-o", str(trace), "-e", "trace=fsync,fdatasync,sendto,write"]
+    syscalls = "trace=fsync,fdatasync,sendto,write"
+    prefix = ["strace", "-f", "--seccomp-bpf", "-y", "-s", "24", "-o", str(trace), "-e", syscalls]
     coll = CollectorProcess(tmp_path, f"sqlite:///{path}", secret_file, log_level="warning", prefix=prefix)
     rounds = 12
     with coll:
