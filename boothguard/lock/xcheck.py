@@ -1,17 +1,17 @@
 """The agent's own look at a session's X server: is keyboard and pointer input held by a grab (a locker like
 i3lock grabs both), and what the server's screensaver state is.
 
-Trust rules (the operator must not be able to forge the answer, and root must not follow the operator's paths):
+Trust rules (the operator must not be able to forge the answer; root must not follow the operator's paths):
 - The display comes from logind's `Display` property, never from the watcher.
 - The server is reached on its abstract socket first (no filesystem path at all), then on /tmp/.X11-unix/XN,
   and it must be run by one of the trusted uids (SO_PEERCRED of the connection): a server the operator runs
   (rootless Xorg, or a fake one) would say whatever the operator wants, so its answer is no proof.
-- The cookie is read from the server's own `-auth` file (from its command line), only if every directory on the
-  way and the file are root-owned and not writable by others; the operator's ~/.Xauthority is never read.
+- The cookie is read from the server's own `-auth` file (from its command line), only if every directory on
+  the way and the file are root-owned and not writable by others; the operator's ~/.Xauthority is never read.
 
-A tiny X11 client of our own rather than python-xlib: python-xlib opens the socket itself (we must check the peer
-of the very connection we talk over) and takes its cookie from $XAUTHORITY or a path (process-global, and a path
-the operator may control). Blocking; run it in a thread.
+A tiny X11 client of our own rather than python-xlib: python-xlib opens the socket itself (we must check the
+peer of the very connection we talk over) and takes its cookie from $XAUTHORITY or a path (process-global, and
+a path the operator may control). Blocking; run it in a thread.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class XState:
 
 
 def check(display: str, trusted_uids: frozenset[int], timeout: float = 1.0) -> XState:
-    """Connect to the session's X server as the agent and ask it; raises XCheckError when that is not possible."""
+    """Ask the session's X server ourselves; raises XCheckError when that cannot be done."""
     m = DISPLAY.match(display)
     if m is None:
         raise XCheckError(f"not a local display: {display!r}")
@@ -85,7 +85,9 @@ def check(display: str, trusted_uids: frozenset[int], timeout: float = 1.0) -> X
 
 def _connect(number: int, timeout: float) -> tuple[socket.socket, int, int]:
     last: OSError | None = None
-    for address in (f"\0/tmp/.X11-unix/X{number}", f"/tmp/.X11-unix/X{number}"):
+    # Not a temp file: the X server's well-known socket (S108); the peer's uid is checked by the caller.
+    sockets = f"/tmp/.X11-unix/X{number}"  # noqa: S108
+    for address in ("\0" + sockets, sockets):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         sock.settimeout(timeout)
         try:
@@ -104,7 +106,7 @@ def _connect(number: int, timeout: float) -> tuple[socket.socket, int, int]:
 
 
 def _server_cookie(pid: int, number: int) -> bytes | None:
-    """The cookie from the server's `-auth FILE`; None when the server runs without one (no access control)."""
+    """The cookie from the server's `-auth FILE`; None when it runs without one (no access control)."""
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         args = f.read().split(b"\0")
     path = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == b"-auth"), None)

@@ -122,15 +122,21 @@ async def test_fallback_in_session_locks_and_verifies(logind: MockLogind, make_h
         await w.close()
 
 
-async def test_screensaver_state_from_watcher_verifies(logind: MockLogind, make_harness: Any) -> None:
+async def test_screensaver_claim_of_the_watcher_is_no_proof(logind: MockLogind, make_harness: Any) -> None:
+    # The watcher runs as the operator: its "the screensaver is active" is recorded, and the lock escalates.
     logind.add_session("c1", locker="never")
-    h: Harness = await make_harness()
+    h: Harness = await make_harness(fallback_timeout_seconds=0.5)
     w = await WatcherClient(
         h.socket, "c1", lambda p: {"active": True} if p["push"] == "screensaver_state" else None
     ).start()
     try:
-        assert (await h.request("away", session="c1"))["ok"]
-        assert h.of_type("screen.locked")[0].data["verified_by"] == "screensaver"
+        assert (await h.request("away", session="c1"))["ok"] is False
+        assert h.of_type("screen.locked") == []
+        failed = h.of_type("screen.lock_failed")[0]
+        assert failed.data["result"] == "unverified"
+        assert failed.data["verified_by"] is None
+        assert failed.data["evidence"] == {"locked_hint": False, "watcher_screensaver": True}
+        assert failed.data["fallback"] == {"ran": False, "why": "watcher did not answer"}
     finally:
         await w.close()
 
