@@ -30,10 +30,10 @@ class LockSection(Section):
     x11_trusted_server_uids: list[int] = Field(default_factory=lambda: [0])
     # A lock proven by the grab alone is looked at this often: such a locker gives no unlock signal.
     x11_poll_seconds: float = Field(default=1.0, gt=0, le=60)
-    # LockedHint alone does not prove an X11 session the agent can check (the session's owner may call
-    # SetLockedHint): the grab must be seen too. Off by default: a locker that switches VT (light-locker)
-    # grabs nothing on the session's server.
-    require_x11_grab: bool = False
+    # On an X11 session the agent can check, LockedHint counts only with the grab seen too or the session no
+    # longer active on its seat (a locker that switches VT, like light-locker): the session's owner may call
+    # SetLockedHint themselves. Sessions the agent cannot check (Wayland, rootless Xorg) rest on LockedHint.
+    x11_corroborate_hint: bool = True
     # After lock_failed: end the session through logind (the operator loses unsaved work; the data is safe).
     terminate_on_failure: bool = False
     # Idle time reported by the session watcher past which the session is locked; 0 disables.

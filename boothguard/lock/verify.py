@@ -147,7 +147,7 @@ class Verifier:
             x = await self.x11_state(sid, attempt)
             if x is not None and x.grabbed:
                 return "x11_grab"
-            if hint and (x is None or not self.settings.require_x11_grab):
+            if hint and self._hint_counts(sid, x, attempt):
                 return "locked_hint"
             if remaining <= 0:
                 break
@@ -162,6 +162,16 @@ class Verifier:
                             self._on_locked(sid, self.mono())
         await self._watcher_claim(sid, attempt)
         return None
+
+    def _hint_counts(self, sid: str, x: XState | None, attempt: Attempt) -> bool:
+        """LockedHint is settable by the session's owner: where the agent can look (x), it wants more."""
+        if x is None or not self.settings.x11_corroborate_hint:
+            return True
+        info = self._session(sid)
+        if info is not None and not info.active:
+            attempt.evidence["session_active"] = False  # switched away: the seat shows something else
+            return True
+        return False
 
     async def _watcher_claim(self, sid: str, attempt: Attempt) -> None:
         """The watcher's screensaver state, for the record only: the operator can make it say anything."""
