@@ -73,7 +73,6 @@ def agent(workdir: Path, mock: MockLogind, **lock: Any) -> Agent:
         "refresh_seconds": 1,
         "idle_seconds": 0,
         "fallback_timeout_seconds": 3,
-        "x11_poll_seconds": 0.3,
         **lock,
     }
     return Agent(workdir, {"lock": settings})

@@ -62,11 +62,11 @@ def test_killed_watcher_then_unlock_is_locked_again(
 
         # the operator unlocks: the locker clears the hint
         logind.set_locked("c1", False)
+        relocked = booth.wait_event("screen.locked", lambda e: e["data"]["source"] == "watcher_missing")
+        assert relocked["data"]["verified_by"] == "locked_hint"
         unlocked = booth.wait_event("screen.unlocked")
         assert unlocked["data"]["watcher_missing"] is True
         assert unlocked["severity"] == "medium"
-        relocked = booth.wait_event("screen.locked", lambda e: e["data"]["source"] == "watcher_missing")
-        assert relocked["data"]["verified_by"] == "locked_hint"
         assert logind.wait_locked("c1")
         assert logind.calls("LockSession") == [["c1"], ["c1"]]
         assert not booth.events("away.ended")  # the away state holds
