@@ -84,6 +84,7 @@ class AwayController:
 
     async def start(self) -> None:
         self.records = self.store.load()
+        self.watcher_missing = set(self.store.watcher_missing)
         with contextlib.suppress(LogindError):
             await self._connect()
         if not self.logind.connected:
@@ -100,6 +101,7 @@ class AwayController:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self._save()  # a save cancelled above must not lose the last state
         await self.logind.close()
 
     def reconfigure(self, settings: LockSection) -> None:
@@ -252,9 +254,13 @@ class AwayController:
                 return
             self._spawn(self.away("idle", f"idle for {int(seconds)} s", [session_id], at))
         elif kind in ("watcher_back", "registered"):
-            self.watcher_missing.discard(session_id)
+            if session_id in self.watcher_missing:
+                self.watcher_missing.discard(session_id)
+                self._spawn(self._save())
         elif kind == "watcher_missing" and self.settings.lock_on_watcher_missing:
-            self.watcher_missing.add(session_id)
+            if session_id not in self.watcher_missing:
+                self.watcher_missing.add(session_id)
+                self._spawn(self._save())  # kept across an agent restart: nobody else would tell it again
             known = self.cache.get(session_id)
             if known is not None and not (known.graphical and known.active):
                 return
@@ -476,7 +482,9 @@ class AwayController:
 
     def _session_gone(self, sid: str) -> None:
         self.hints.forget(sid)
-        self.watcher_missing.discard(sid)
+        if sid in self.watcher_missing:
+            self.watcher_missing.discard(sid)
+            self._spawn(self._save())
         rec = self.records.pop(sid, None)
         if rec is not None:
             self._cancel_relock(sid)
@@ -488,6 +496,8 @@ class AwayController:
 
     async def _restore(self) -> None:
         """After a (re)connect: persisted away sessions stay away, and are locked again if they are not."""
+        for sid in [s for s in self.watcher_missing if s not in self.cache]:
+            self._session_gone(sid)  # ended while we were away
         for sid, rec in list(self.records.items()):
             info = self.cache.get(sid)
             if info is None:
@@ -522,7 +532,7 @@ class AwayController:
         # Snapshots are taken in order under the lock, so the file always ends with the latest state.
         async with self._save_lock:
             snapshot = {sid: replace(rec) for sid, rec in self.records.items()}
-            await asyncio.to_thread(self.store.save, snapshot)
+            await asyncio.to_thread(self.store.save, snapshot, frozenset(self.watcher_missing))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -291,3 +291,22 @@ async def test_reload_reaches_the_verifier(logind: MockLogind, make_harness: Any
     h.lock.reload(h.config.model_copy(update={"lock": type(h.config.lock)(**lock)}))
     assert (await h.request("away", session="c1"))["ok"] is False
     assert h.of_type("screen.lock_failed")[1].data["fallback"] == {"ran": False, "why": "none configured"}
+
+
+async def test_missing_watcher_is_remembered_across_an_agent_restart(
+    logind: MockLogind, make_harness: Any
+) -> None:
+    logind.add_session("c1")
+    h: Harness = await make_harness()
+    w = await WatcherClient(h.socket, "c1", lambda p: None).start()
+    assert (await h.request("away", session="c1"))["ok"] is True
+    await w.close()  # killed
+    await h.wait_event("session.watcher_missing")
+    await wait_for(lambda: h.lock.status()["watcher_missing"] == ["c1"])
+    await h.restart_lock()
+    assert h.lock.status()["watcher_missing"] == ["c1"]
+    logind.set_locked("c1", False)  # unlocked after the restart, still nobody watching
+    relocked = await h.wait_event("screen.locked", lambda e: e.data["source"] == "watcher_missing")
+    assert relocked.data["verified_by"] == "locked_hint"
+    assert [e.data["via"] for e in h.of_type("screen.unlocked")] == ["locked_hint"]
+    assert h.of_type("away.ended") == []
