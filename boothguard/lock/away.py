@@ -73,6 +73,7 @@ class AwayController:
         self._present_since: dict[str, float] = {}
         self._inflight: dict[str, asyncio.Task[bool]] = {}
         self._relock: dict[str, asyncio.TimerHandle] = {}
+        self._late: set[str] = set()  # sessions whose late LockedHint is being looked at
         self._tasks: set[asyncio.Task[Any]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
@@ -419,9 +420,10 @@ class AwayController:
         rec = self.records.get(sid)
         if locked:
             self.hints.locked(sid, at)
-            if rec is not None and rec.phase in ("lock_failed", "unlocked") and sid not in self._inflight:
-                rec.phase, rec.method = "locked", "late"
-                self._cancel_relock(sid)
+            if rec is None or rec.phase not in ("lock_failed", "unlocked"):
+                return
+            if sid not in self._inflight and sid not in self._late:
+                self._late.add(sid)
                 self._spawn(self._late_lock(sid, rec))
             return
         self.hints.unlocked(sid)
@@ -435,9 +437,33 @@ class AwayController:
         self._spawn(self._unlocked(sid, rec, via))
 
     async def _late_lock(self, sid: str, rec: AwayRecord) -> None:
-        await self._save()
-        data = {"session": sid, "source": rec.source, "method": "late", "result": "verified"}
-        await self.events.emit(Draft("screen.locked", "info", data, user=rec.user))
+        """LockedHint came after the attempt gave up: a lock if it is a proof (the same rules as in time)."""
+        try:
+            attempt = Attempt(method="late")
+            proof = await self.verifier.proof_now(sid, attempt)
+            if proof is None:
+                _log.warning("late_lock_not_proven", session=sid, evidence=attempt.evidence)
+                return
+            if self.records.get(sid) is not rec or rec.phase not in ("lock_failed", "unlocked"):
+                return
+            if sid in self._inflight:
+                return
+            rec.phase, rec.method = "locked", "late"
+            self._cancel_relock(sid)
+            await self._save()
+            data = {
+                "session": sid,
+                "source": rec.source,
+                "method": "late",
+                "result": "verified",
+                "verified_by": proof,
+                "evidence": attempt.evidence,
+            }
+            await self.events.emit(Draft("screen.locked", "info", data, user=rec.user))
+            if proof == "x11_grab":
+                self._spawn(self._watch_grab(sid, rec))
+        finally:
+            self._late.discard(sid)
 
     async def _unlocked(self, sid: str, rec: AwayRecord, via: str) -> None:
         relock = self.settings.relock_after_seconds

@@ -138,21 +138,32 @@ class Verifier:
             attempt.evidence["x11"] = {"display": display, **state.evidence()}
         return state
 
+    async def proof_now(self, sid: str, attempt: Attempt) -> str | None:
+        """One look for a proof: the grab (the agent's own check), else a LockedHint that counts."""
+        hint = self.hints.event(sid).is_set()
+        attempt.evidence["locked_hint"] = hint
+        x = await self.x11_state(sid, attempt)
+        if x is not None and x.grabbed:
+            return "x11_grab"
+        if hint and self._hint_counts(sid, x, attempt):
+            return "locked_hint"
+        return None
+
     async def verify(self, sid: str, deadline: float, attempt: Attempt) -> str | None:
         locked = self.hints.event(sid)
         while True:
             remaining = deadline - self.mono()
-            hint = locked.is_set()
-            attempt.evidence["locked_hint"] = hint
-            x = await self.x11_state(sid, attempt)
-            if x is not None and x.grabbed:
-                return "x11_grab"
-            if hint and self._hint_counts(sid, x, attempt):
-                return "locked_hint"
+            proof = await self.proof_now(sid, attempt)
+            if proof is not None:
+                return proof
             if remaining <= 0:
                 break
+            if locked.is_set():  # a hint that does not count yet: look for the grab again shortly
+                await asyncio.sleep(min(X_POLL, remaining))
+                continue
             try:
-                await asyncio.wait_for(locked.wait(), min(X_POLL if x is not None else 0.5, remaining))
+                wait = X_POLL if self.x11_display(sid) is not None else 0.5
+                await asyncio.wait_for(locked.wait(), min(wait, remaining))
             except TimeoutError:
                 # Not every logind emits PropertiesChanged promptly: ask.
                 info = self._session(sid)

@@ -310,3 +310,14 @@ async def test_missing_watcher_is_remembered_across_an_agent_restart(
     assert relocked.data["verified_by"] == "locked_hint"
     assert [e.data["via"] for e in h.of_type("screen.unlocked")] == ["locked_hint"]
     assert h.of_type("away.ended") == []
+
+
+async def test_late_locked_hint_is_a_late_lock(logind: MockLogind, make_harness: Any) -> None:
+    logind.add_session("c1", locker="never")
+    h: Harness = await make_harness(fallback_commands=[])
+    assert (await h.request("away", session="c1"))["ok"] is False
+    logind.set_locked("c1", True)  # the locker was slow
+    late = await h.wait_event("screen.locked")
+    assert (late.data["method"], late.data["verified_by"]) == ("late", "locked_hint")
+    assert late.data["evidence"] == {"locked_hint": True}
+    assert h.lock.status()["away"][0]["phase"] == "locked"

@@ -29,7 +29,7 @@ from tests.redteam.lockkit import (  # noqa: F401 -- fixtures
     x11_session,
     xdisplay,
 )
-from tests.session.harness import Agent
+from tests.session.harness import Agent, wait_until
 
 
 @pytest.fixture
@@ -104,3 +104,13 @@ def test_locked_hint_set_by_the_operator_is_not_a_lock(
     assert failed["data"]["evidence"]["x11"]["grabbed"] is False
     assert not booth.events("screen.locked")
     booth.wait_event("screen.lock_failed", lambda e: e["data"].get("method") == "terminate")
+
+    # after the failure, the hint turning true again (a "late" lock) is held to the same rules
+    for value in ("false", "true"):
+        argv = [*hint[:-1], f"boolean:{value}"]
+        assert (
+            AsOperator(operator, argv, {"DBUS_SYSTEM_BUS_ADDRESS": logind.address}).proc.wait(timeout=30) == 0
+        )
+    assert wait_until(lambda: booth.logged("late_lock_not_proven"), 15), booth.lines[-10:]
+    assert not booth.events("screen.locked")
+    assert [a["phase"] for a in request(booth.socket, "status")["lock"]["away"]] == ["lock_failed"]
