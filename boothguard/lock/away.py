@@ -528,11 +528,10 @@ class AwayController:
             info = self.cache.get(sid)
             if info is None:
                 self._session_gone(sid)
-            elif info.locked_hint:
-                if rec.phase != "locked":
-                    rec.phase = "locked"
-                    await self._save()
+            elif info.locked_hint and rec.phase == "locked":
+                continue
             elif sid not in self._inflight:
+                # Unlocked, or a hint not judged yet (maybe the operator's own SetLockedHint): try again.
                 gate = asyncio.Event()
                 gate.set()
                 rec.phase = "locking"
