@@ -66,10 +66,8 @@ def check(display: str, trusted_uids: frozenset[int], timeout: float = 1.0) -> X
     if m is None:
         raise XCheckError(f"not a local display: {display!r}")
     number = int(m.group(1))
-    sock, pid, uid = _connect(number, timeout)
+    sock, pid, uid = _connect(number, timeout, trusted_uids)
     try:
-        if uid not in trusted_uids:
-            raise XCheckError(f"X server pid {pid} runs as uid {uid}, not a trusted uid")
         cookie = _server_cookie(pid, number)
         conn = _X11(sock)
         root = conn.setup(cookie)
@@ -83,9 +81,14 @@ def check(display: str, trusted_uids: frozenset[int], timeout: float = 1.0) -> X
         sock.close()  # closing also releases any grab we obtained
 
 
-def _connect(number: int, timeout: float) -> tuple[socket.socket, int, int]:
-    last: OSError | None = None
-    # Not a temp file: the X server's well-known socket (S108); the peer's uid is checked by the caller.
+def _connect(number: int, timeout: float, trusted: frozenset[int]) -> tuple[socket.socket, int, int]:
+    """The first of the server's sockets whose listener runs as a trusted uid.
+
+    Both are tried: an operator who took the abstract name first (the server then listens on the path only)
+    must not turn the check into "cannot check", which would let an unchecked LockedHint count.
+    """
+    problems: list[str] = []
+    # Not a temp file: the X server's well-known socket (S108); who listens on it is checked right here.
     sockets = f"/tmp/.X11-unix/X{number}"  # noqa: S108
     for address in ("\0" + sockets, sockets):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -94,12 +97,15 @@ def _connect(number: int, timeout: float) -> tuple[socket.socket, int, int]:
             sock.connect(address)
         except OSError as exc:
             sock.close()
-            last = exc
+            problems.append(f"{address.replace(chr(0), '@')}: {exc.strerror or exc}")
             continue
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         pid, uid, _gid = struct.unpack("3i", creds)
-        return sock, pid, uid
-    raise XCheckError(f"no X server on display :{number}: {last}")
+        if uid in trusted:
+            return sock, pid, uid
+        sock.close()
+        problems.append(f"X server pid {pid} runs as uid {uid}, not a trusted uid")
+    raise XCheckError(f"display :{number}: " + "; ".join(dict.fromkeys(problems)))
 
 
 # -- the server's cookie -------------------------------------------------------------------------------
@@ -113,7 +119,7 @@ def _server_cookie(pid: int, number: int) -> bytes | None:
     if path is None:
         return None
     data = read_root_owned(os.fsdecode(path))
-    return _pick_cookie(data, number)
+    return pick_cookie(data, number)
 
 
 def read_root_owned(path: str) -> bytes:
@@ -165,7 +171,7 @@ def _check_owner(fd: int, name: str) -> None:
         raise XCheckError(f"{name}: not root-owned or writable by others: the operator could swap it")
 
 
-def _pick_cookie(data: bytes, number: int) -> bytes:
+def pick_cookie(data: bytes, number: int) -> bytes:
     """Xauthority format: per entry family (u16) and four u16-length-prefixed fields, big endian."""
     fallback = None
     pos = 0

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import struct
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from boothguard.lock.xcheck import XCheckError, check, read_root_owned
+from boothguard.lock.xcheck import XCheckError, check, pick_cookie, read_root_owned
 from tests.helpers.xauth import xauth_entry
 from tests.helpers.xvfb import start_xvfb, xvfb
 
@@ -36,8 +39,51 @@ def test_unlocked_server_answers_and_untrusted_or_remote_servers_are_refused() -
             check(display, frozenset({1000}))  # as if the operator ran the server (rootless Xorg)
     with pytest.raises(XCheckError, match="not a local display"):
         check("localhost:10.0", frozenset({0}))  # ssh-forwarded: not the booth's screen
-    with pytest.raises(XCheckError, match="no X server"):
+    with pytest.raises(
+        XCheckError,
+        match=r"display :4242: @/tmp/\.X11-unix/X4242: Connection refused; /tmp/\.X11-unix/X4242: No such",
+    ):
         check(":4242", frozenset({0}))
+
+
+def test_a_squatted_abstract_socket_does_not_hide_the_real_server() -> None:
+    # The server listens on its path only (-nolisten local); another uid holds the abstract name: the check
+    # skips the impostor and asks the real server rather than giving up (which would let a bare hint count).
+    proc, display = start_xvfb(["-nolisten", "local"])
+    squatter = None
+    try:
+        name = f"/tmp/.X11-unix/X{display.lstrip(':')}"
+        code = (
+            "import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(chr(0) + sys.argv[1]); "
+            "s.listen(8); print('up', flush=True); sys.stdin.read()"
+        )
+        squatter = subprocess.Popen(
+            [
+                "setpriv",
+                f"--reuid={NOBODY}",
+                f"--regid={NOBODY}",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                code,
+                name,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert squatter.stdout is not None
+        assert squatter.stdout.readline() == "up\n"
+        state = check(display, frozenset({0}))
+        assert (state.server_uid, state.server_pid, state.keyboard) == (0, proc.pid, "success")
+        with pytest.raises(XCheckError, match=f"runs as uid {NOBODY}, not a trusted uid"):
+            check(display, frozenset({4242}))
+    finally:
+        if squatter is not None:
+            squatter.kill()
+            squatter.wait(timeout=10)
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_the_cookie_comes_only_through_root_owned_paths(rootdir: Path) -> None:
@@ -87,3 +133,18 @@ def test_a_server_with_an_auth_file_is_reached_with_its_own_cookie(rootdir: Path
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_cookie_for_the_display_is_picked() -> None:
+    def entry(family: int, number: bytes, name: bytes, cookie: bytes) -> bytes:
+        out = struct.pack(">H", family)
+        for field in (b"booth", number, name, cookie):
+            out += struct.pack(">H", len(field)) + field
+        return out
+
+    data = entry(256, b"3", b"MIT-MAGIC-COOKIE-1", b"three") + entry(256, b"5", b"XDM-AUTHORIZATION-1", b"x")
+    data += entry(256, b"5", b"MIT-MAGIC-COOKIE-1", b"five")
+    assert pick_cookie(data, 5) == b"five"
+    assert pick_cookie(data + xauth_entry(b"any"), 7) == b"any"  # an entry for every display
+    with pytest.raises(XCheckError, match="no MIT-MAGIC-COOKIE-1"):
+        pick_cookie(data, 7)
