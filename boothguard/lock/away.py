@@ -2,7 +2,11 @@
 escalation; unlock or `back` → present. One record per away session, persisted.
 
 Per session: present → away (locking) → locked | lock_failed → present (unlock, or back), with an optional
-re-lock when the operator unlocks while the away state is meant to hold.
+re-lock when the operator unlocks while the away state is meant to hold, and always a re-lock when the
+session's watcher is missing (nobody would see what the unlocked session does).
+
+An unlock is seen as LockedHint turning false, logind's Unlock signal (only acted on while the watcher is
+missing: otherwise the locker answers it), or, for a lock proven by the X grab alone, the grab going away.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from boothguard.events import Draft, format_time
 from boothguard.lock.logind import Logind, LogindError, SessionInfo, SessionSignal, with_changes
 from boothguard.lock.settings import LockSection
 from boothguard.lock.state import AwayRecord, StateStore
-from boothguard.lock.verify import Attempt, LockedHints, Verifier
+from boothguard.lock.verify import Attempt, LockedHints, Verifier, XProbe
+from boothguard.lock.xcheck import check as x11_check
 
 _log = log.get("lock.away")
 MAX_REASON = 200
@@ -42,6 +47,7 @@ class AwayController:
         sessions: Callable[[], SessionsService | None],
         monotonic: Callable[[], float],
         wall_clock: Callable[[], float],
+        xprobe: XProbe = x11_check,
     ) -> None:
         self.settings = settings
         self.logind = logind
@@ -60,21 +66,26 @@ class AwayController:
             sessions=sessions,
             on_locked=lambda sid, at: self._locked_changed(sid, True, at),
             monotonic=monotonic,
+            xprobe=xprobe,
         )
+        # Sessions whose watcher went missing and has not come back: an unlock there is answered with a lock.
+        self.watcher_missing: set[str] = set()
         self._present_since: dict[str, float] = {}
         self._inflight: dict[str, asyncio.Task[bool]] = {}
         self._relock: dict[str, asyncio.TimerHandle] = {}
+        self._late: set[str] = set()  # sessions whose late LockedHint is being looked at
         self._tasks: set[asyncio.Task[Any]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
         self._save_lock = asyncio.Lock()
-        self.counters = {"locks_verified": 0, "locks_failed": 0, "signals": 0}
+        self.counters = {"locks_verified": 0, "locks_failed": 0, "signals": 0, "relocked_watcher_missing": 0}
         logind.add_listener(self._on_logind)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.records = self.store.load()
+        self.watcher_missing = set(self.store.watcher_missing)
         with contextlib.suppress(LogindError):
             await self._connect()
         if not self.logind.connected:
@@ -91,6 +102,7 @@ class AwayController:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self._save()  # a save cancelled above must not lose the last state
         await self.logind.close()
 
     def reconfigure(self, settings: LockSection) -> None:
@@ -242,7 +254,14 @@ class AwayController:
             if since is not None and at - since < threshold:
                 return
             self._spawn(self.away("idle", f"idle for {int(seconds)} s", [session_id], at))
+        elif kind in ("watcher_back", "registered"):
+            if session_id in self.watcher_missing:
+                self.watcher_missing.discard(session_id)
+                self._spawn(self._save())
         elif kind == "watcher_missing" and self.settings.lock_on_watcher_missing:
+            if session_id not in self.watcher_missing:
+                self.watcher_missing.add(session_id)
+                self._spawn(self._save())  # kept across an agent restart: nobody else would tell it again
             known = self.cache.get(session_id)
             if known is not None and not (known.graphical and known.active):
                 return
@@ -275,7 +294,7 @@ class AwayController:
             attempt.error = str(exc)
             _log.warning("lock_session_failed", session=sid, error=str(exc))
         deadline = requested_at + self.settings.verify_seconds
-        verified_by = await self.verifier.verify(sid, deadline) if attempt.error is None else None
+        verified_by = await self.verifier.verify(sid, deadline, attempt) if attempt.error is None else None
         if verified_by is None:
             verified_by = await self.verifier.fallback(sid, attempt)
         if verified_by is not None:
@@ -298,9 +317,22 @@ class AwayController:
             await asyncio.gather(self._save(), report)
         else:
             await report
+        if ok and verified_by == "x11_grab":
+            self._spawn(self._watch_grab(sid, rec))
         if not ok and self.settings.terminate_on_failure:
             await self._terminate(sid, rec)
         return ok
+
+    async def _watch_grab(self, sid: str, rec: AwayRecord) -> None:
+        """A lock proven by the X grab only: the grab going away is the unlock (i3lock exits on unlock)."""
+        while self.records.get(sid) is rec and rec.phase == "locked" and not self._stopping:
+            await asyncio.sleep(self.settings.x11_poll_seconds)
+            if self.records.get(sid) is not rec or rec.phase != "locked":
+                return
+            state = await self.verifier.x11_state(sid)
+            if state is not None and not state.grabbed:
+                self._unlock_seen(sid, "x11_grab")
+                return
 
     async def _terminate(self, sid: str, rec: AwayRecord) -> None:
         try:
@@ -372,6 +404,10 @@ class AwayController:
         elif sig.kind == "removed":
             self.cache.pop(sig.session_id, None)
             self._session_gone(sig.session_id)
+        elif sig.kind == "unlock" and sig.session_id in self.watcher_missing:
+            # With a watcher the locker answers Unlock and we see LockedHint or the grab go; without one an
+            # unlock request is not waited out: it is answered with a lock.
+            self._unlock_seen(sig.session_id, "unlock_signal")
         else:
             _log.debug("logind_session_signal", kind=sig.kind, session=sig.session_id)
 
@@ -384,26 +420,67 @@ class AwayController:
         rec = self.records.get(sid)
         if locked:
             self.hints.locked(sid, at)
-            if rec is not None and rec.phase in ("lock_failed", "unlocked") and sid not in self._inflight:
-                rec.phase, rec.method = "locked", "late"
-                self._cancel_relock(sid)
+            if rec is None or rec.phase not in ("lock_failed", "unlocked"):
+                return
+            if sid not in self._inflight and sid not in self._late:
+                self._late.add(sid)
                 self._spawn(self._late_lock(sid, rec))
             return
         self.hints.unlocked(sid)
+        self._unlock_seen(sid, "locked_hint")
+
+    def _unlock_seen(self, sid: str, via: str) -> None:
+        rec = self.records.get(sid)
         if rec is None or rec.phase != "locked":
             return
-        self._spawn(self._unlocked(sid, rec))
+        rec.phase = "unlocked"  # at once: two sources of the same unlock (hint and grab) are handled once
+        self._spawn(self._unlocked(sid, rec, via))
 
     async def _late_lock(self, sid: str, rec: AwayRecord) -> None:
-        await self._save()
-        data = {"session": sid, "source": rec.source, "method": "late", "result": "verified"}
-        await self.events.emit(Draft("screen.locked", "info", data, user=rec.user))
+        """LockedHint came after the attempt gave up: a lock if it is a proof (the same rules as in time)."""
+        try:
+            attempt = Attempt(method="late")
+            proof = await self.verifier.proof_now(sid, attempt)
+            if proof is None:
+                _log.warning("late_lock_not_proven", session=sid, evidence=attempt.evidence)
+                return
+            if self.records.get(sid) is not rec or rec.phase not in ("lock_failed", "unlocked"):
+                return
+            if sid in self._inflight:
+                return
+            rec.phase, rec.method = "locked", "late"
+            self._cancel_relock(sid)
+            await self._save()
+            data = {
+                "session": sid,
+                "source": rec.source,
+                "method": "late",
+                "result": "verified",
+                "verified_by": proof,
+                "evidence": attempt.evidence,
+            }
+            await self.events.emit(Draft("screen.locked", "info", data, user=rec.user))
+            if proof == "x11_grab":
+                self._spawn(self._watch_grab(sid, rec))
+        finally:
+            self._late.discard(sid)
 
-    async def _unlocked(self, sid: str, rec: AwayRecord) -> None:
+    async def _unlocked(self, sid: str, rec: AwayRecord, via: str) -> None:
         relock = self.settings.relock_after_seconds
-        await self.events.emit(
-            Draft("screen.unlocked", "info", {"session": sid, "away_source": rec.source}, user=rec.user)
-        )
+        missing = sid in self.watcher_missing and self.settings.lock_on_watcher_missing
+        data = {"session": sid, "away_source": rec.source, "via": via, "watcher_missing": missing}
+        await self.events.emit(Draft("screen.unlocked", "medium" if missing else "info", data, user=rec.user))
+        if missing:
+            # Unlocked with nobody watching: locked again until a watcher is back for the session.
+            self.counters["relocked_watcher_missing"] += 1
+            _log.warning("relock_watcher_missing", session=sid, via=via)
+            self._cancel_relock(sid)
+            await self._save()
+            if sid not in self._inflight:
+                self._spawn(
+                    self.away("watcher_missing", "unlocked while the session watcher is missing", [sid])
+                )
+            return
         if relock <= 0:
             if self.records.get(sid) is rec:
                 del self.records[sid]
@@ -431,6 +508,9 @@ class AwayController:
 
     def _session_gone(self, sid: str) -> None:
         self.hints.forget(sid)
+        if sid in self.watcher_missing:
+            self.watcher_missing.discard(sid)
+            self._spawn(self._save())
         rec = self.records.pop(sid, None)
         if rec is not None:
             self._cancel_relock(sid)
@@ -442,15 +522,16 @@ class AwayController:
 
     async def _restore(self) -> None:
         """After a (re)connect: persisted away sessions stay away, and are locked again if they are not."""
+        for sid in [s for s in self.watcher_missing if s not in self.cache]:
+            self._session_gone(sid)  # ended while we were away
         for sid, rec in list(self.records.items()):
             info = self.cache.get(sid)
             if info is None:
                 self._session_gone(sid)
-            elif info.locked_hint:
-                if rec.phase != "locked":
-                    rec.phase = "locked"
-                    await self._save()
+            elif info.locked_hint and rec.phase == "locked":
+                continue
             elif sid not in self._inflight:
+                # Unlocked, or a hint not judged yet (maybe the operator's own SetLockedHint): try again.
                 gate = asyncio.Event()
                 gate.set()
                 rec.phase = "locking"
@@ -476,7 +557,7 @@ class AwayController:
         # Snapshots are taken in order under the lock, so the file always ends with the latest state.
         async with self._save_lock:
             snapshot = {sid: replace(rec) for sid, rec in self.records.items()}
-            await asyncio.to_thread(self.store.save, snapshot)
+            await asyncio.to_thread(self.store.save, snapshot, frozenset(self.watcher_missing))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -506,4 +587,5 @@ class AwayController:
             ],
             "sessions": [s.summary() for s in self.graphical_sessions()],
             "counters": dict(self.counters),
+            "watcher_missing": sorted(self.watcher_missing),
         }

@@ -17,13 +17,23 @@ class LockSection(Section):
     enabled: bool = True
     # System bus address; empty: $DBUS_SYSTEM_BUS_ADDRESS, else the standard system bus socket.
     bus_address: str = ""
-    # LockedHint (or the screensaver state) must be true within this time after LockSession.
+    # A proof (LockedHint, or the agent's own X check) must come within this time after LockSession.
     verify_seconds: float = Field(default=3.0, gt=0, le=120)
     # In-session lock commands the session watcher runs when logind's lock did not verify, in order.
     fallback_commands: list[list[str]] = Field(default_factory=lambda: [list(c) for c in DEFAULT_FALLBACKS])
     fallback_timeout_seconds: float = Field(default=15.0, gt=0, le=120)  # the watcher gives each command 10 s
-    # Ask the session watcher for the screensaver state when LockedHint stays false.
+    # The watcher's screensaver state is asked for when no proof came; it is recorded, never a proof.
     screensaver_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+    # The agent's own check of an X11 session's server (logind's Display): keyboard and pointer grabbed.
+    x11_check: bool = True
+    # The uids an X server may run as for its answer to count; a server the operator runs proves nothing.
+    x11_trusted_server_uids: list[int] = Field(default_factory=lambda: [0])
+    # A lock proven by the grab alone is looked at this often: such a locker gives no unlock signal.
+    x11_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # On an X11 session the agent can check, LockedHint counts only with the grab seen too or the session no
+    # longer active on its seat (a locker that switches VT, like light-locker): the session's owner may call
+    # SetLockedHint themselves. Sessions the agent cannot check (Wayland, rootless Xorg) rest on LockedHint.
+    x11_corroborate_hint: bool = True
     # After lock_failed: end the session through logind (the operator loses unsaved work; the data is safe).
     terminate_on_failure: bool = False
     # Idle time reported by the session watcher past which the session is locked; 0 disables.

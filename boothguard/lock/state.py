@@ -28,13 +28,16 @@ class AwayRecord:
 
 
 class StateStore:
-    """One small JSON file, replaced atomically (write, fsync, rename)."""
+    """One small JSON file, replaced atomically (write, fsync, rename): the away records and the sessions
+    whose watcher is missing (an unlock there is answered with a lock, after an agent restart too)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()  # saves run on worker threads; one writer at a time
+        self.watcher_missing: set[str] = set()  # as of the last load
 
     def load(self) -> dict[str, AwayRecord]:
+        self.watcher_missing = set()
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -44,6 +47,10 @@ class StateStore:
             # which the next away signal does).
             _log.error("lock_state_unreadable", path=str(self.path), error=str(exc))
             return {}
+        missing = raw.get("watcher_missing", []) if isinstance(raw, dict) else []
+        self.watcher_missing = (
+            {m for m in missing if isinstance(m, str)} if isinstance(missing, list) else set()
+        )
         records: dict[str, AwayRecord] = {}
         for item in raw.get("away", []) if isinstance(raw, dict) else []:
             with contextlib.suppress(TypeError, KeyError, ValueError):
@@ -59,14 +66,19 @@ class StateStore:
                 records[rec.session] = rec
         return records
 
-    def save(self, records: dict[str, AwayRecord]) -> None:
+    def save(self, records: dict[str, AwayRecord], watcher_missing: frozenset[str] = frozenset()) -> None:
         with self._lock:
-            self._save(records)
+            self._save(records, watcher_missing)
 
-    def _save(self, records: dict[str, AwayRecord]) -> None:
+    def _save(self, records: dict[str, AwayRecord], watcher_missing: frozenset[str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        data = json.dumps({"version": 1, "away": [asdict(r) for r in records.values()]}, sort_keys=True)
+        body = {
+            "version": 1,
+            "away": [asdict(r) for r in records.values()],
+            "watcher_missing": sorted(watcher_missing),
+        }
+        data = json.dumps(body, sort_keys=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, data.encode())

@@ -122,15 +122,21 @@ async def test_fallback_in_session_locks_and_verifies(logind: MockLogind, make_h
         await w.close()
 
 
-async def test_screensaver_state_from_watcher_verifies(logind: MockLogind, make_harness: Any) -> None:
+async def test_screensaver_claim_of_the_watcher_is_no_proof(logind: MockLogind, make_harness: Any) -> None:
+    # The watcher runs as the operator: its "the screensaver is active" is recorded, and the lock escalates.
     logind.add_session("c1", locker="never")
-    h: Harness = await make_harness()
+    h: Harness = await make_harness(fallback_timeout_seconds=0.5)
     w = await WatcherClient(
         h.socket, "c1", lambda p: {"active": True} if p["push"] == "screensaver_state" else None
     ).start()
     try:
-        assert (await h.request("away", session="c1"))["ok"]
-        assert h.of_type("screen.locked")[0].data["verified_by"] == "screensaver"
+        assert (await h.request("away", session="c1"))["ok"] is False
+        assert h.of_type("screen.locked") == []
+        failed = h.of_type("screen.lock_failed")[0]
+        assert failed.data["result"] == "unverified"
+        assert failed.data["verified_by"] is None
+        assert failed.data["evidence"] == {"locked_hint": False, "watcher_screensaver": True}
+        assert failed.data["fallback"] == {"ran": False, "why": "watcher did not answer"}
     finally:
         await w.close()
 
@@ -285,3 +291,33 @@ async def test_reload_reaches_the_verifier(logind: MockLogind, make_harness: Any
     h.lock.reload(h.config.model_copy(update={"lock": type(h.config.lock)(**lock)}))
     assert (await h.request("away", session="c1"))["ok"] is False
     assert h.of_type("screen.lock_failed")[1].data["fallback"] == {"ran": False, "why": "none configured"}
+
+
+async def test_missing_watcher_is_remembered_across_an_agent_restart(
+    logind: MockLogind, make_harness: Any
+) -> None:
+    logind.add_session("c1")
+    h: Harness = await make_harness()
+    w = await WatcherClient(h.socket, "c1", lambda p: None).start()
+    assert (await h.request("away", session="c1"))["ok"] is True
+    await w.close()  # killed
+    await h.wait_event("session.watcher_missing")
+    await wait_for(lambda: h.lock.status()["watcher_missing"] == ["c1"])
+    await h.restart_lock()
+    assert h.lock.status()["watcher_missing"] == ["c1"]
+    logind.set_locked("c1", False)  # unlocked after the restart, still nobody watching
+    relocked = await h.wait_event("screen.locked", lambda e: e.data["source"] == "watcher_missing")
+    assert relocked.data["verified_by"] == "locked_hint"
+    assert [e.data["via"] for e in h.of_type("screen.unlocked")] == ["locked_hint"]
+    assert h.of_type("away.ended") == []
+
+
+async def test_late_locked_hint_is_a_late_lock(logind: MockLogind, make_harness: Any) -> None:
+    logind.add_session("c1", locker="never")
+    h: Harness = await make_harness(fallback_commands=[])
+    assert (await h.request("away", session="c1"))["ok"] is False
+    logind.set_locked("c1", True)  # the locker was slow
+    late = await h.wait_event("screen.locked")
+    assert (late.data["method"], late.data["verified_by"]) == ("late", "locked_hint")
+    assert late.data["evidence"] == {"locked_hint": True}
+    assert h.lock.status()["away"][0]["phase"] == "locked"

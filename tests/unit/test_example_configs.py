@@ -19,7 +19,7 @@ def documented_keys(text: str) -> set[tuple[str, str]]:
             keys.add((m.group(1), m.group(2)))
         elif m := re.match(r"^\[([a-z_]+)\]$", bare):
             section = m.group(1)
-        elif m := re.match(r"^([a-z_]+)\s*=", bare):
+        elif m := re.match(r"^([a-z_][a-z0-9_]*)\s*=", bare):  # keys may hold digits (x11_check)
             keys.add((section, m.group(1)))
     return keys
 
