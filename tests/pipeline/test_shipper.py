@@ -47,7 +47,7 @@ class Rig:
         self.task: asyncio.Task[None] | None = None
         self.on_sleep: list[object] = []
 
-    async def _on_commands(self, commands: list[dict[str, object]]) -> None:
+    def _on_commands(self, commands: list[dict[str, object]]) -> None:
         self.commands += commands
 
     async def _sleep(self, delay: float) -> None:
@@ -129,11 +129,15 @@ async def test_per_event_rejection_goes_to_dead_letter_and_is_reported(rig: Rig,
     await rig.drained()
     stats = await rig.writer.call(rig.writer.spool.stats)
     assert stats.dead_letters == 1
-    reports = [e for e in receiver.events() if e.type == "ship.rejected"]
+    reports = [e for e in receiver.events() if e.type == "spool.gap"]
     assert len(reports) == 1
+    assert reports[0].data["reason"] == "rejected"
     assert reports[0].data["count"] == 1
     assert reports[0].data["seqs"] == [2]
+    assert (reports[0].data["from_seq"], reports[0].data["to_seq"]) == (2, 2)
+    assert reports[0].data["errors"] == ["invalid event"]
     assert 2 not in receiver.stored
+    assert receiver.chain_problems() == [], "the dead letter is a declared gap"
 
 
 async def test_401_keeps_everything_and_retries(tmp_path: Path, receiver: Receiver) -> None:
