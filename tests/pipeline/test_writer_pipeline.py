@@ -104,7 +104,7 @@ async def test_a_full_spool_declares_its_drops_while_bursts_are_sealed_ahead(tmp
 
 
 async def test_a_draft_the_collector_would_refuse_is_sealed_as_its_refusal(tmp_path: Path) -> None:
-    """A plugin's or watcher's draft (no `emit` check before it) with NaN, a NUL, a 2**63 or 70 KB: its seq
+    """A plugin's or watcher's draft (no `emit` check before it) with NaN, a NUL, a 2**63, 70 KB or a lone surrogate: its seq
     goes to a `spool.refused` report, the chain stays whole, every future answers, nothing stops."""
     spool = Spool(tmp_path / "spool.db", host=HOST, agent=AGENT, max_bytes=1 << 30, reserve_bytes=0)
     writer = SpoolWriter(spool, queue_max=10_000, max_batch=100)
@@ -118,6 +118,7 @@ async def test_a_draft_the_collector_would_refuse_is_sealed_as_its_refusal(tmp_p
         Draft("custom.huge", "info", {"blob": "x" * 70_000}),
         Draft("custom.user", "info", {}, user="a\x00b"),
         Draft("custom.bytes", "info", {"b": b"raw"}),
+        Draft("custom.surrogate", "info", {"file": "b\udcffd.txt"}),  # a name decoded with surrogateescape
     ]
     # In one burst between good drafts (the first of a burst refused too), and alone.
     first = writer.submit(bad[0])
@@ -138,7 +139,7 @@ async def test_a_draft_the_collector_would_refuse_is_sealed_as_its_refusal(tmp_p
     spool.open()
     evs = stored(spool)
     spool.close()
-    assert [e.seq for e in evs] == list(range(1, 11))
+    assert [e.seq for e in evs] == list(range(1, 12))
     assert verify_chain(evs) == []
     refused = [e for e in evs if e.type == "spool.refused"]
     assert [e.data["type"] for e in refused] == [
@@ -148,11 +149,12 @@ async def test_a_draft_the_collector_would_refuse_is_sealed_as_its_refusal(tmp_p
         "custom.huge",
         "custom.user",
         "custom.bytes",
+        "custom.surrogate",
         "custom.nul",
     ]
     assert all(e.severity == "high" and e.user is None for e in refused)
     assert refused[3].data["bytes"] > 70_000
     assert "64-bit" in refused[2].data["problem"]
     assert [e.data["i"] for e in evs if e.type == "custom.ok"] == [0, 1, 2]
-    assert spool.refused == 7
-    assert seen.count("spool.refused") == 7
+    assert spool.refused == 8
+    assert seen.count("spool.refused") == 8

@@ -17,6 +17,7 @@ from boothguard.events import (
     seal_many,
     verify_chain,
 )
+from boothguard.spool.refusal import draft_problem
 
 HOST = HostRef(id="m1", name="booth-1")
 AGENT = AgentRef(version="0.1.0")
@@ -88,7 +89,7 @@ def test_declared_gap_is_not_tampering() -> None:
 
 
 # What an event may carry (envelope_limits): no NUL, integers within signed 64 bits, finite numbers.
-texts = st.text(alphabet=st.characters(blacklist_characters="\x00"))
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
 json_values = st.recursive(
     st.one_of(
         texts,
@@ -166,10 +167,12 @@ def test_seal_refuses_exactly_what_the_envelope_forbids(data: dict[str, object])
         ({"v": 1e400}, None, "Out of range float"),
         ({"v": 2**63}, None, "64-bit"),
         ({"v": "a\x00"}, None, "NUL"),
-        ({"v": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}, None, "deeper"),
         ({"v": b"bytes"}, None, "not JSON serializable"),
         ({"v": "x" * MAX_EVENT_BYTES}, None, "once sealed"),
         ({}, "a\x00", "NUL"),
+        ({"v": "\ud800"}, None, "not valid Unicode"),
+        ({"\udcff": 1}, None, "not valid Unicode"),
+        ({}, "\udcff", "not valid Unicode"),
         ({}, "u" * 257, "longer than 256"),
     ],
 )
@@ -205,3 +208,19 @@ def test_an_event_just_within_the_size_limit_is_sealed() -> None:
 def test_type_longer_than_the_envelope_allows_is_refused_at_draft() -> None:
     with pytest.raises(ValueError, match="bad event type"):
         Draft("custom." + "a" * 122)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        ({"v": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}, "nested deeper than 32"),
+        ({"v": math.inf}, "non-finite"),
+        ({"v": "x" * MAX_EVENT_BYTES}, "once sealed"),
+    ],
+)
+def test_emit_checks_everything_exactly(data: dict[str, object], why: str) -> None:
+    """What `emit` refuses before a seq is taken: all of envelope_limits, depth included (seal skips it)."""
+    problem = draft_problem(Draft("custom.x", data=data), HOST, AGENT)
+    assert problem is not None
+    assert why in problem
+    assert draft_problem(Draft("custom.x", data={"n": INT_MAX, "s": "日本"}), HOST, AGENT) is None
