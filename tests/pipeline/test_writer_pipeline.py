@@ -104,8 +104,9 @@ async def test_a_full_spool_declares_its_drops_while_bursts_are_sealed_ahead(tmp
 
 
 async def test_a_draft_the_collector_would_refuse_is_sealed_as_its_refusal(tmp_path: Path) -> None:
-    """A plugin's or watcher's draft (no `emit` check before it) with NaN, a NUL, a 2**63, 70 KB or a lone surrogate: its seq
-    goes to a `spool.refused` report, the chain stays whole, every future answers, nothing stops."""
+    """A plugin's or watcher's draft (no `emit` check before it) with NaN, a NUL, a 2**63, 70 KB or a lone
+    surrogate: its seq goes to a `spool.refused` report, the chain stays whole, every future answers, nothing
+    stops."""
     spool = Spool(tmp_path / "spool.db", host=HOST, agent=AGENT, max_bytes=1 << 30, reserve_bytes=0)
     writer = SpoolWriter(spool, queue_max=10_000, max_batch=100)
     seen: list[str] = []
