@@ -15,12 +15,16 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from boothguard.envelope_limits import MAX_EVENT_BYTES, envelope_problem
+
 Severity = Literal["info", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
 ZERO_HASH = "0" * 64
 TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$"
 _TYPE_RE = re.compile(TYPE_PATTERN)
+TYPE_MAX = 128
+USER_MAX = 256
 
 
 class HostRef(BaseModel):
@@ -44,9 +48,9 @@ class Event(BaseModel):
     time: str = Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
     host: HostRef
     agent: AgentRef
-    type: str = Field(pattern=TYPE_PATTERN, max_length=128)
+    type: str = Field(pattern=TYPE_PATTERN, max_length=TYPE_MAX)
     severity: Severity
-    user: str | None = Field(default=None, max_length=256)
+    user: str | None = Field(default=None, max_length=USER_MAX)
     data: dict[str, Any]
     prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -68,10 +72,25 @@ class Draft:
     user: str | None = None
 
     def __post_init__(self) -> None:
-        if not _TYPE_RE.match(self.type):
+        if len(self.type) > TYPE_MAX or not _TYPE_RE.match(self.type):
             raise ValueError(f"bad event type {self.type!r}")
         if self.severity not in SEVERITY_RANK:
             raise ValueError(f"bad severity {self.severity!r}")
+
+
+@dataclass(frozen=True)
+class RefusedDraft(Draft):
+    """Sealed in place of `original`, which the collector would refuse (see `seal_many`)."""
+
+    original: Draft | None = None
+
+
+class Unsealable(ValueError):
+    """`drafts[index]` of a `seal_many` call cannot become an event the collector stores (envelope_limits)."""
+
+    def __init__(self, index: int, problem: str, size: int | None = None) -> None:
+        super().__init__(problem)
+        self.index, self.problem, self.size = index, problem, size
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -106,14 +125,14 @@ def seal(
     return body
 
 
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 # The C encoder called directly: JSONEncoder.encode builds one per call, 40 % of the cost for a small dict.
 # No cycle check (markers=None): event data comes from our own sources and is a tree.
 _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
 _c_encode = (
     _c_make_encoder(
-        None, json.JSONEncoder().default, json.encoder.encode_basestring, None, ":", ",", True, False, True
-    )
+        None, json.JSONEncoder().default, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )  # allow_nan=False: NaN and Infinity are refused for free (ValueError)
     if _c_make_encoder is not None
     else None
 )
@@ -122,6 +141,25 @@ _c_encode = (
 @functools.lru_cache(maxsize=8)
 def _fixed_json(host: HostRef, agent: AgentRef) -> tuple[str, str]:
     return _dumps({"version": agent.version}), _dumps({"id": host.id, "name": host.name})
+
+
+# What may hide an envelope problem in the encoded data: an escaped NUL, or 19 digits in a row (an integer
+# outside signed 64 bits has at least that many). Cheap scans in C (digits mapped to "0", then one search);
+# only a hit pays for the exact walk (`envelope_problem`). Nesting deeper than the limit is checked exactly at
+# `emit`; from a plugin, the collector's per-event rejection is dead-lettered and declared.
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
+_LONG_NUMBER = b"0" * 19
+_NUL = "\\u0000"  # str searches are several times as fast as bytes ones here
+
+
+def _data_problem(data: Mapping[str, Any]) -> str | None:
+    return envelope_problem(data if type(data) is dict else dict(data), where="data")
+
+
+def _user_problem(user: str) -> str | None:
+    if len(user) > USER_MAX:
+        return f"user longer than {USER_MAX} characters"
+    return "user: NUL character" if "\x00" in user else None
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
@@ -177,6 +215,10 @@ def seal_many(
     pattern without characters JSON would escape, so the canonical text (keys sorted: agent, data,
     hash, host, id, prev_hash, seq, severity, time, type, user) is assembled directly.
     tests/unit/test_events.py checks it equals canonical_json byte for byte.
+
+    Raises `Unsealable` for the first draft the collector would refuse (envelope_limits: non-finite
+    numbers, NUL, integers outside 64 bits, larger than MAX_EVENT_BYTES once sealed, not JSON, lone
+    surrogates).
     """
     stamp = format_time(unix)
     stamp_hex = f"{int(unix * 1000) & 0xFFFFFFFFFFFF:012x}"
@@ -187,20 +229,42 @@ def seal_many(
     head_start = f'{{"agent":{agent_json},"data":'
     tail_start = f'"host":{host_json},"id":"{id_head}'
     sha256, variant, c_encode = hashlib.sha256, _VARIANT, _c_encode
+    nul, digits_as_zero, long_number, translate = _NUL, _DIGITS_AS_ZERO, _LONG_NUMBER, bytes.translate
     out: list[bytes] = []
     seq = first_seq
     for draft, (rand_a, var, rand_b, rand_c) in zip(drafts, rand, strict=True):
         data = draft.data
-        data_json = "".join(c_encode(data, 0)) if c_encode and type(data) is dict else _dumps(dict(data))
-        user = "null" if draft.user is None else _dumps(draft.user)
-        head = f"{head_start}{data_json}".encode()
-        tail = (
-            f'{tail_start}{rand_a}-{variant[var]}{rand_b}-{rand_c}","prev_hash":"{prev_hash}",'
-            f'"seq":{seq},"severity":"{draft.severity}","time":"{stamp}","type":"{draft.type}",'
-            f'"user":{user}}}'
-        ).encode()
+        try:
+            data_json = "".join(c_encode(data, 0)) if c_encode and type(data) is dict else _dumps(dict(data))
+        except (ValueError, TypeError, RecursionError) as exc:  # NaN/Infinity, or not JSON at all
+            raise Unsealable(seq - first_seq, f"data: {exc}") from None
+        try:
+            head = f"{head_start}{data_json}".encode()
+        except UnicodeEncodeError:  # a lone surrogate (a file name decoded with surrogateescape)
+            raise Unsealable(seq - first_seq, "data: text that is not valid Unicode") from None
+        suspect = nul in data_json or translate(head, digits_as_zero).find(long_number) >= 0
+        problem = _data_problem(data) if suspect else None
+        if draft.user is None:
+            user = "null"
+        else:
+            user = _dumps(draft.user)
+            problem = problem or _user_problem(draft.user)
+        if problem is not None:
+            raise Unsealable(seq - first_seq, problem)
+        try:
+            tail = (
+                f'{tail_start}{rand_a}-{variant[var]}{rand_b}-{rand_c}","prev_hash":"{prev_hash}",'
+                f'"seq":{seq},"severity":"{draft.severity}","time":"{stamp}","type":"{draft.type}",'
+                f'"user":{user}}}'
+            ).encode()
+        except UnicodeEncodeError:
+            raise Unsealable(seq - first_seq, "user: text that is not valid Unicode") from None
         digest = sha256(head + b"," + tail).hexdigest()
-        out.append(b"".join((head, b',"hash":"', digest.encode(), b'",', tail)))
+        raw = b"".join((head, b',"hash":"', digest.encode(), b'",', tail))
+        if len(raw) > MAX_EVENT_BYTES:
+            size = len(raw)
+            raise Unsealable(seq - first_seq, f"{size} bytes once sealed (limit {MAX_EVENT_BYTES})", size)
+        out.append(raw)
         prev_hash = digest
         seq += 1
     return out, prev_hash

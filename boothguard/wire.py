@@ -22,6 +22,20 @@ class IngestAnswer(BaseModel):
     rejected: list[Rejection]
     commands: list[dict[str, Any]] = Field(default_factory=list)
 
+    def miscount(self, events: int) -> str | None:
+        """Why this answer does not account for each of the `events` sent exactly once, or None.
+
+        Acks purge the spool: an answer that says less than it should (`{"accepted": 0, …}` for 50 events)
+        must not acknowledge anything.
+        """
+        indexes = [r.index for r in self.rejected]
+        if any(i >= events for i in indexes) or len(set(indexes)) != len(indexes):
+            return "rejected indexes out of range or repeated"
+        counted = self.accepted + self.duplicates + len(indexes)
+        if counted != events:
+            return f"accepted + duplicates + rejected = {counted}, sent {events}"
+        return None
+
 
 class EnrollRequest(BaseModel):
     model_config = ConfigDict(frozen=True)

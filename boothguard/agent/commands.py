@@ -95,17 +95,33 @@ def _emit(args: argparse.Namespace) -> int:
     if not args.type.startswith("custom."):
         print("boothguard: emit: TYPE must start with 'custom.'", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        data = json.loads(args.data)
-    except ValueError as exc:
-        print(f"boothguard: emit: --data is not JSON: {exc}", file=sys.stderr)
+    data, problem = parse_data(args.data)
+    if problem is not None:
+        print(f"boothguard: emit: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    if not isinstance(data, dict):
-        print("boothguard: emit: --data must be a JSON object", file=sys.stderr)
-        return EXIT_USAGE
+    # The agent checks again, exactly (the sealed size included), and answers why it refuses.
     reply = request(socket_path(args), "emit", type=args.type, severity=args.severity, data=data)
     print(reply.get("seq", ""))
     return 0
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_data(text: str) -> tuple[dict[str, Any], str | None]:
+    """`--data` as an event's data: strict JSON (no NaN/Infinity, which Python's json accepts), an object,
+    and within what the collector stores (no NUL, integers within 64 bits, finite: 1e400 parses as inf)."""
+    from boothguard.envelope_limits import envelope_problem
+
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        return {}, f"--data is not JSON: {exc}"
+    if not isinstance(data, dict):
+        return {}, "--data must be a JSON object"
+    problem = envelope_problem(data, where="data")
+    return data, None if problem is None else f"--data refused: {problem}"
 
 
 def _config_check(args: argparse.Namespace) -> int:

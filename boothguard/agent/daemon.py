@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,12 @@ from boothguard.agent.memory import release_freed_memory
 from boothguard.agent.notify import sd_notify, watchdog_interval
 from boothguard.agent.plugin import AgentContext, Plugin
 from boothguard.agent.plugins import build_plugins
+from boothguard.agent.remote import CommandRunner
 from boothguard.errors import EXIT_USAGE, ConfigError, PersistenceError
 from boothguard.events import SEVERITY_RANK, AgentRef, Draft
 from boothguard.ship.http import HttpSink
 from boothguard.ship.shipper import Shipper
+from boothguard.spool.refusal import draft_problem
 from boothguard.spool.spool import Spool
 from boothguard.spool.writer import SpoolWriter
 
@@ -68,7 +69,7 @@ class Agent:
         self._stop = asyncio.Event()
         self._stop_reason = "stop"
         self._tasks: list[asyncio.Task[Any]] = []
-        self._seen_commands: deque[str] = deque(maxlen=1000)
+        self.commands = CommandRunner(lambda: self.started_plugins, self.writer.emit)
         self.ctx = AgentContext(
             config=cfg,
             events=_Emitter(self.writer),
@@ -110,6 +111,7 @@ class Agent:
             sd_notify("STOPPING=1")
             with contextlib.suppress(PersistenceError):
                 await self.writer.emit(Draft("agent.stopping", "info", {"reason": self._stop_reason}))
+            await self.commands.stop()
             await self._shutdown_plugins()
             await self._flush_shipper()
             return 0
@@ -117,6 +119,7 @@ class Agent:
             _log.critical("agent_persistence_failed", error=str(exc))
             return 1
         finally:
+            await self.commands.stop()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -182,7 +185,7 @@ class Agent:
             _log.info("ship_disabled", reason="ship.collector_url is empty; events stay in the spool")
             return
         sink = HttpSink(ship, self.config.token_file)
-        self.shipper = Shipper(self.writer, sink, ship, on_commands=self.handle_commands)
+        self.shipper = Shipper(self.writer, sink, ship, on_commands=self.commands.submit)
         self._spawn(self.shipper.run())
 
     async def _flush_shipper(self, grace: float = 2.0) -> None:
@@ -255,30 +258,6 @@ class Agent:
                 _log.exception("plugin_reload_failed", plugin=plugin.name)
         _log.info("config_reloaded")
 
-    async def handle_commands(self, commands: list[dict[str, Any]]) -> None:
-        for command in commands:
-            cid = str(command.get("id", ""))
-            if not cid or cid in self._seen_commands:
-                continue  # delivered again until our ack reaches the collector
-            self._seen_commands.append(cid)
-            status = "unknown"
-            for plugin in self.started_plugins:
-                try:
-                    result = await plugin.handle_command(command)
-                except Exception:
-                    _log.exception("command_failed", plugin=plugin.name, command=cid)
-                    result = False
-                if result is not None:
-                    status = "done" if result else "failed"
-                    break
-            await self.writer.emit(
-                Draft(
-                    "agent.command_ack",
-                    "medium" if status == "done" else "high",
-                    {"command_id": cid, "type": str(command.get("type", "")), "status": status},
-                )
-            )
-
     # -- control socket -------------------------------------------------------------------------------
 
     def _register_ops(self) -> None:
@@ -326,6 +305,11 @@ class Agent:
             draft = Draft(etype, severity, data, user=peer.user)
         except ValueError as exc:
             return {"ok": False, "error": str(exc), "code": EXIT_USAGE}
+        # What the collector would refuse is refused here, before it takes a seq (else: a dead letter).
+        problem = draft_problem(draft, self.writer.spool.host, self.writer.spool.agent)
+        if problem is not None:
+            _log.warning("emit_refused", type=etype, problem=problem, user=peer.user)
+            return {"ok": False, "error": f"event refused: {problem}", "code": EXIT_USAGE}
         body = await self.writer.emit(draft)
         return {"seq": body["seq"], "event_id": body["id"]}
 

@@ -181,9 +181,9 @@ def classify(reply: Reply) -> Outcome:
             return Accepted(IngestAnswer.model_validate_json(reply.content))
         except ValidationError:
             kind = reply.headers.get("content-type", "?")
-            return Retry(f"http {status}: not an ingest answer ({kind})")
+            return Retry(f"http {status}: not an ingest answer ({kind})", status=status)
     if status in (413, 400):
         return Split(f"http {status}")
     if status in (429, 503):
-        return Retry(f"http {status}", retry_after(reply.headers.get("retry-after")))
-    return Retry(f"http {status}")
+        return Retry(f"http {status}", retry_after(reply.headers.get("retry-after")), status)
+    return Retry(f"http {status}", status=status)

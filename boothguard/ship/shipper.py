@@ -1,9 +1,11 @@
-"""Spool → sink: batching, full-jitter backoff with no retry or time limit, acks, splits, dead letters."""
+"""Spool → sink: batching, full-jitter backoff with no retry or time limit, checked acks, splits (400/413, and
+5xx again and again), dead letters declared to the collector."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -12,14 +14,29 @@ from typing import Any
 
 from boothguard import log
 from boothguard.events import Draft
+from boothguard.ship.declare import rejected_gaps
 from boothguard.ship.settings import ShipSection
-from boothguard.ship.sink import Accepted, Batch, Retry, Sink, Split
+from boothguard.ship.sink import Accepted, Batch, Outcome, Retry, Sink, Split
 from boothguard.spool.outbox import Chunk
 from boothguard.spool.writer import SpoolWriter
+from boothguard.wire import IngestAnswer
 
 _log = log.get("ship")
-CommandHandler = Callable[[list[dict[str, Any]]], Awaitable[None]]
-MAX_RETRY_AFTER = 24 * 3600.0
+# Takes the commands of an answer and returns at once: a command (a lock proof takes minutes) must never
+# hold the shipping path, which carries its own result.
+CommandHandler = Callable[[list[dict[str, Any]]], None]
+# A batch answered 5xx this many times in a row is bisected: one event the collector fails on must not hold
+# every event behind it.
+BISECT_AFTER = 3
+# A single event is dead-lettered for 5xx only when it failed this many rounds in a row, each with its
+# neighbour stored (resent as a duplicate) just after it: once can be bad luck under overload.
+SINGLE_OUT_ROUNDS = 3
+
+
+class Tried(enum.Enum):
+    DONE = "done"  # acknowledged or dead-lettered
+    SERVER_ERROR = "5xx"
+    FAILED = "failed"  # anything else to back off from: transport, 401/403/429, a miscounted answer
 
 
 @dataclass
@@ -29,6 +46,8 @@ class ShipStats:
     duplicates: int = 0
     dead_lettered: int = 0
     failures: int = 0  # consecutive
+    answer_mismatches: int = 0
+    bisections: int = 0
     last_success: float | None = None
     last_error: str | None = None
     next_delay: float = 0.0
@@ -53,6 +72,8 @@ class Shipper:
         self.stats = ShipStats()
         self.send_started: float | None = None
         self._attempt = 0
+        self._server_errors = 0  # consecutive 5xx answers
+        self._mismatch_reported = False  # one ship.answer_mismatch event per streak
 
     @property
     def stuck(self) -> bool:
@@ -68,6 +89,7 @@ class Shipper:
             # With a backlog, read and encode the next batch while this one is on the wire.
             full = self._full(len(ready.seqs), len(ready.ndjson))
             ahead = asyncio.create_task(self._prefetch(ready.seqs[-1])) if full else None
+            progress = self.stats.shipped + self.stats.dead_lettered
             ok = await self._deliver(ready)
             ready = None
             if ahead is not None:
@@ -81,6 +103,8 @@ class Shipper:
                 self.stats.failures = 0
                 self.stats.next_delay = 0.0
             else:
+                if self.stats.shipped + self.stats.dead_lettered > progress:
+                    self._attempt = 0  # a bisection got events through: the collector works
                 await self._backoff()
 
     async def _prepare(self, chunk: Chunk) -> Batch:
@@ -131,30 +155,117 @@ class Shipper:
         return deadline
 
     async def _deliver(self, batch: Batch) -> bool:
-        """True when every event was acknowledged or dead-lettered; False to back off and retry."""
+        """One try; True when every event was acknowledged or dead-lettered, False to back off and retry."""
+        if self._server_errors >= BISECT_AFTER and len(batch.seqs) > 1:
+            # After the backoff, not instead of it: an outage answers 5xx too.
+            self._server_errors = 0
+            self.stats.bisections += 1
+            done = await self._bisect(batch)
+            self._server_errors = 0
+            return done
+        return await self._try(batch) is Tried.DONE
+
+    async def _send(self, batch: Batch) -> Outcome:
         self.send_started = self.monotonic()
         try:
-            outcome = await self.sink.send(batch)
+            return await self.sink.send(batch)
         finally:
             self.send_started = None
+
+    async def _try(self, batch: Batch) -> Tried:
+        outcome = await self._send(batch)
         if isinstance(outcome, Accepted):
+            problem = outcome.answer.miscount(len(batch.seqs))
+            if problem is not None:
+                await self._mismatch(batch, outcome.answer, problem)
+                return Tried.FAILED
+            self._server_errors = 0
             await self._accepted(batch, outcome)
-            return True
+            return Tried.DONE
         if isinstance(outcome, Split):
+            self._server_errors = 0
             if len(batch.seqs) == 1:
                 await self._dead_letter([(batch.seqs[0], f"refused alone: {outcome.reason}")])
-                return True
+                return Tried.DONE
             _log.info("ship_split", size=len(batch.seqs), reason=outcome.reason)
             first, second = batch.halves()
-            return await self._deliver(first) and await self._deliver(second)
+            return Tried.DONE if await self._deliver(first) and await self._deliver(second) else Tried.FAILED
         assert isinstance(outcome, Retry)
         self._failed(outcome)
+        if outcome.server_error:
+            self._server_errors += 1
+            return Tried.SERVER_ERROR
+        self._server_errors = 0
+        return Tried.FAILED
+
+    async def _bisect(self, batch: Batch) -> bool:
+        """The collector failed on this batch again and again (5xx): find the event it cannot take.
+
+        Each half is tried once. One half stored and the other refused: the collector works, and the refused
+        half holds the event — bisect it. Both refused may be an outage, or a bad event in each: look into
+        the first half only (two requests a level at most) and back off either way.
+        """
+        first, second = batch.halves()
+        _log.warning("ship_bisect", size=len(batch.seqs), from_seq=batch.seqs[0], to_seq=batch.seqs[-1])
+        a = await self._try(first)
+        if a is Tried.FAILED:
+            return False
+        b = await self._try(second)
+        if b is Tried.FAILED:
+            return False
+        if a is Tried.DONE and b is Tried.DONE:
+            return True
+        if a is not b:
+            bad, good = (first, second) if a is Tried.SERVER_ERROR else (second, first)
+            if len(bad.seqs) > 1:
+                return await self._bisect(bad)
+            return await self._single_out(bad, good)
+        if len(first.seqs) > 1:
+            await self._bisect(first)
         return False
+
+    async def _single_out(self, bad: Batch, good: Batch) -> bool:
+        """`bad` (one event) got a 5xx while `good` was stored. Ask again after a pause, each time resending
+        `good` (a duplicate to the collector) as proof that the collector works; dead-letter `bad` only when
+        it fails every round and `good` passes every round."""
+        for _ in range(SINGLE_OUT_ROUNDS - 1):
+            await self._backoff()
+            tried = await self._try(bad)
+            if tried is not Tried.SERVER_ERROR:
+                return tried is Tried.DONE
+            if not await self._probe(good):
+                return False
+        seq = bad.seqs[0]
+        _log.error("ship_singled_out", seq=seq, rounds=SINGLE_OUT_ROUNDS)
+        why = f"collector failed on it alone {SINGLE_OUT_ROUNDS} times (5xx) while its neighbours were stored"
+        await self._dead_letter([(seq, why)])
+        return True
+
+    async def _probe(self, batch: Batch) -> bool:
+        """Resend events already stored: True when the collector answers as it should (all duplicates)."""
+        outcome = await self._send(batch)
+        return isinstance(outcome, Accepted) and outcome.answer.miscount(len(batch.seqs)) is None
+
+    async def _mismatch(self, batch: Batch, answer: IngestAnswer, problem: str) -> None:
+        """A 2xx that does not account for every event: nothing is acknowledged, the batch is sent again."""
+        self.stats.answer_mismatches += 1
+        counts = {
+            "events": len(batch.seqs),
+            "accepted": answer.accepted,
+            "duplicates": answer.duplicates,
+            "rejected": len(answer.rejected),
+        }
+        self._failed(Retry(f"answer does not account for the batch: {problem}"))
+        _log.error("ship_answer_mismatch", problem=problem, from_seq=batch.seqs[0], **counts)
+        if not self._mismatch_reported:
+            self._mismatch_reported = True
+            data = {**counts, "from_seq": batch.seqs[0], "to_seq": batch.seqs[-1], "problem": problem}
+            await self.writer.emit(Draft("ship.answer_mismatch", "high", data))
 
     async def _accepted(self, batch: Batch, outcome: Accepted) -> None:
         answer = outcome.answer
         seqs = batch.seqs
-        rejected = {r.index: r.error for r in answer.rejected if 0 <= r.index < len(seqs)}
+        rejected = {r.index: r.error for r in answer.rejected}  # indexes checked by miscount
         if rejected:
             await self._dead_letter([(seqs[i], err) for i, err in sorted(rejected.items())])
         # Queued, not awaited: the writer thread runs calls in order, so any later read of the spool
@@ -165,9 +276,10 @@ class Shipper:
         self.stats.batches += 1
         self.stats.duplicates += answer.duplicates
         self.stats.last_success = self.wall()
+        self._mismatch_reported = False
         if answer.commands and self.on_commands is not None:
             try:
-                await self.on_commands(answer.commands)
+                self.on_commands(answer.commands)
             except Exception:  # a command handler's bug must not stop shipping
                 _log.exception("ship_command_handler_failed")
 
@@ -177,24 +289,20 @@ class Shipper:
             self.writer.fail(exc)
 
     async def _dead_letter(self, items: list[tuple[int, str]]) -> None:
+        """Out of the queue (kept in the dead-letter table) and declared: a `spool.gap` per run of seqs, so
+        the collector's chain check sees an explained hole, not tampering."""
         await self.writer.call(self.writer.spool.dead_letter, items)
         self.stats.dead_lettered += len(items)
         _log.error("ship_rejected", count=len(items), seqs=[s for s, _ in items[:20]])
-        errors = sorted({e for _, e in items})[:5]
-        await self.writer.emit(
-            Draft(
-                "ship.rejected",
-                "high",
-                {"count": len(items), "seqs": [s for s, _ in items[:100]], "errors": errors},
-            )
-        )
+        for draft in rejected_gaps(items):
+            await self.writer.emit(draft)
 
     def _failed(self, outcome: Retry) -> None:
         s = self.settings
         self.stats.failures += 1
         self.stats.last_error = outcome.reason
         if outcome.after is not None:
-            delay = min(outcome.after, MAX_RETRY_AFTER)
+            delay = min(outcome.after, s.backoff_max)  # a Retry-After of a day must not stop shipping for one
         else:
             ceiling = min(s.backoff_max, s.backoff_min * 2 ** min(self._attempt, 30))
             delay = s.backoff_min + self.rand() * max(0.0, ceiling - s.backoff_min)
@@ -213,6 +321,8 @@ class Shipper:
             "batches": st.batches,
             "duplicates": st.duplicates,
             "dead_lettered": st.dead_lettered,
+            "answer_mismatches": st.answer_mismatches,
+            "bisections": st.bisections,
             "consecutive_failures": st.failures,
             "last_success": st.last_success,
             "last_error": st.last_error,

@@ -35,6 +35,12 @@ class Retry:
 
     reason: str
     after: float | None = None
+    status: int | None = None  # the HTTP status, when the collector answered
+
+    @property
+    def server_error(self) -> bool:
+        """A 5xx: again and again for one batch, it may hold an event the collector cannot take."""
+        return self.status is not None and 500 <= self.status < 600
 
 
 @dataclass(frozen=True)

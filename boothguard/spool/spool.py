@@ -28,11 +28,13 @@ from boothguard.events import (
     Draft,
     HostRef,
     SealedBatch,
+    Unsealable,
     seal_many,
 )
 from boothguard.spool import outbox, room
 from boothguard.spool.files import Ballast, Reservation, SeqSidecar, move_aside
 from boothguard.spool.outbox import Chunk
+from boothguard.spool.refusal import refused_draft
 
 _log = log.get("spool")
 
@@ -108,6 +110,7 @@ class Spool:
         self._largest = 0
         self._acked = 0  # every seq up to here is acknowledged; its row may still be on disk
         self.dropped_full = 0
+        self.refused = 0  # drafts sealed as spool.refused (the collector would have refused them)
         self.disk_full = False
         self._pending_notes: list[Draft] = []
 
@@ -300,16 +303,27 @@ class Spool:
         self._pending_notes = [note for sealing in sealings for note in sealing.notes] + self._pending_notes
 
     def _seal_all(self, drafts: list[Draft], now: float) -> list[bytes]:
+        """Seal `drafts` onto the head. A draft the collector would refuse is replaced, in the list, by its
+        `spool.refused` report: the seq is taken by an event that explains it (rare: the batch is sealed
+        again)."""
         if not drafts:
             return []
-        raws, self.head_hash = seal_many(
-            drafts,
-            first_seq=self.head_seq + 1,
-            prev_hash=self.head_hash,
-            host=self.host,
-            agent=self.agent,
-            unix=now,
-        )
+        while True:
+            try:
+                raws, self.head_hash = seal_many(
+                    drafts,
+                    first_seq=self.head_seq + 1,
+                    prev_hash=self.head_hash,
+                    host=self.host,
+                    agent=self.agent,
+                    unix=now,
+                )
+                break
+            except Unsealable as exc:
+                refused = drafts[exc.index]
+                _log.error("spool_refused", type=refused.type, problem=exc.problem)
+                drafts[exc.index] = refused_draft(refused, exc.problem, exc.size)
+                self.refused += 1
         self.head_seq += len(drafts)
         return raws
 

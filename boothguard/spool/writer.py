@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from boothguard import log
 from boothguard.errors import PersistenceError
-from boothguard.events import Draft, SealedBatch
+from boothguard.events import Draft, RefusedDraft, SealedBatch
 from boothguard.spool.spool import Sealing, Spool
 
 _log = log.get("spool.writer")
@@ -38,6 +38,10 @@ class _Burst:
     items: list[_Item]
     drafts: list[Draft]  # the items' drafts, and a queue-full loss report if one is due
     sealed: asyncio.Future[Sealing] | None = None  # sealed ahead, on the sealer thread
+
+
+def _is_sealed_as(sealed: Draft, draft: Draft) -> bool:
+    return sealed is draft or (isinstance(sealed, RefusedDraft) and sealed.original is draft)
 
 
 class QueueFull(Exception):
@@ -233,7 +237,8 @@ class SpoolWriter:
             if not burst.items:
                 continue
             first = burst.items[0][0]
-            while committed.drafts[position] is not first:  # recovery and loss notes come in between
+            # Recovery and loss notes come in between; a draft refused at seal is there as its report.
+            while not _is_sealed_as(committed.drafts[position], first):
                 position += 1
             for i in compress(range(len(burst.items)), map(_future, burst.items)):
                 fut = burst.items[i][1]

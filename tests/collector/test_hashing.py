@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from boothguard.collector import ingest
-from boothguard.events import Event, canonical_json
+from boothguard.events import Event, Unsealable, canonical_json
 from tests.collector.helpers import FakeAgent
 
 values = st.recursive(
@@ -31,8 +31,8 @@ def test_fast_canonical_equals_canonical_json(data: dict[str, Any], user: str | 
     agent = FakeAgent('m-é"\\', name=name)
     try:
         body = agent.emit("custom.x", "low", data)
-    except UnicodeEncodeError:
-        return  # lone surrogates cannot be sealed (nor parsed by the collector)
+    except Unsealable:
+        return  # the agent refuses what the envelope forbids (big ints, NUL, lone surrogates)
     body["user"] = user
     body["hash"] = "0" * 64
     try:
@@ -141,7 +141,7 @@ def test_fast_validator_accepts_and_refuses_exactly_like_event(line: bytes) -> N
 def test_pattern_fields_need_no_escaping() -> None:
     """The validator's patterns take the whole text, so the fast hash quotes those fields as they are."""
     assert ingest._canonical is ingest._canonical_plain
-    body = FakeAgent('h"\\', name="n\n").emit("usb.device.blocked", "high", {"k": "\u2028\x00"})
+    body = FakeAgent('h"\\', name="n\n").emit("usb.device.blocked", "high", {"k": "\u2028\x01"})
     for key, bad in (("type", "usb.device.blocked\n"), ("id", body["id"] + "\n"), ("time", "x\n")):
         line = json.dumps({**body, key: bad}).encode()
         lines, rejected = ingest.parse_lines(line, max_event_bytes=65536, max_events=10)

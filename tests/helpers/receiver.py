@@ -9,6 +9,7 @@ import ssl
 import struct
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,6 +47,10 @@ class Receiver:
         self.requests = 0
         self.script: deque[Behaviour] = deque()
         self.max_events: int | None = None
+        # A batch holding an event this says yes to is answered 503 + Retry-After, stored nothing (a
+        # collector that fails on one event and takes the whole batch down with it).
+        self.poison: Callable[[dict[str, Any]], bool] | None = None
+        self.poisoned = 0
         self.commands: list[dict[str, Any]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         if tls is not None:
@@ -128,6 +133,11 @@ class Receiver:
                     return
                 if behaviour.kind == "status":
                     self.reply(behaviour.status, behaviour.body, behaviour.headers or None)
+                    return
+                if receiver.poison is not None and any(map(receiver.poison, lines)):
+                    with receiver.lock:
+                        receiver.poisoned += 1
+                    self.reply(503, b'{"detail":"database error"}', {"Retry-After": "2"})
                     return
                 skip = behaviour.index if behaviour.kind == "reject_index" else None
                 accepted, dup = receiver._store(lines, skip)

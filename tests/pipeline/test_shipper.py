@@ -26,14 +26,14 @@ def receiver() -> Iterator[Receiver]:
 
 
 class Rig:
-    def __init__(self, tmp: Path, url: str, token: str = "t0k3n") -> None:
+    def __init__(self, tmp: Path, url: str, token: str = "t0k3n", **ship: object) -> None:
         self.token_file = tmp / "host.token"
         self.token_file.write_text(token)
         spool = Spool(
             tmp / "spool.db", host=HOST, agent=AgentRef(version="t"), max_bytes=1 << 30, reserve_bytes=0
         )
         self.writer = SpoolWriter(spool)
-        self.settings = ShipSection(collector_url=url, batch_max_wait=0.05, urgent_max_wait=0.01)
+        self.settings = ShipSection(collector_url=url, batch_max_wait=0.05, urgent_max_wait=0.01, **ship)
         self.delays: list[float] = []
         self.commands: list[dict[str, object]] = []
         self.shipper = Shipper(
@@ -47,7 +47,7 @@ class Rig:
         self.task: asyncio.Task[None] | None = None
         self.on_sleep: list[object] = []
 
-    async def _on_commands(self, commands: list[dict[str, object]]) -> None:
+    def _on_commands(self, commands: list[dict[str, object]]) -> None:
         self.commands += commands
 
     async def _sleep(self, delay: float) -> None:
@@ -115,6 +115,99 @@ async def test_429_retry_after_is_honoured(rig: Rig, receiver: Receiver) -> None
     assert_complete(receiver, 5)
 
 
+async def test_a_retry_after_of_a_day_is_capped_at_backoff_max(rig: Rig, receiver: Receiver) -> None:
+    receiver.script.append(Behaviour("status", 503, headers={"Retry-After": "86400"}, body=b"{}"))
+    receiver.script.append(Behaviour("status", 429, headers={"Retry-After": "Fri, 31 Dec 2100 23:59:59 GMT"}))
+    await rig.emit(3)
+    await rig.drained()
+    assert rig.delays == [300.0, 300.0]
+    assert_complete(receiver, 3)
+
+
+async def test_retry_after_is_capped_at_a_configured_backoff_max(tmp_path: Path, receiver: Receiver) -> None:
+    rig = Rig(tmp_path, receiver.url, backoff_max=20.0)
+    await rig.start()
+    try:
+        receiver.script.append(Behaviour("status", 503, headers={"Retry-After": "3600"}, body=b"{}"))
+        await rig.emit(2)
+        await rig.drained()
+        assert rig.delays == [20.0]
+    finally:
+        await rig.close()
+
+
+ZERO_ANSWER = b'{"accepted": 0, "duplicates": 0, "rejected": []}'
+
+
+async def test_an_answer_that_does_not_count_every_event_acks_nothing(rig: Rig, receiver: Receiver) -> None:
+    """A 2xx saying 0 accepted for 50 events (nothing stored) must not purge them: kept, sent again."""
+    receiver.script.extend([Behaviour("status", 200, body=ZERO_ANSWER)] * 2)
+    await rig.emit(50)
+    await rig.drained()
+    assert_complete(receiver, 50 + 1)  # and the report
+    assert len(rig.delays) == 2
+    [report] = [e for e in receiver.events() if e.type == "ship.answer_mismatch"]  # one per streak
+    assert report.severity == "high"
+    assert report.data["events"] == 50
+    assert (report.data["accepted"], report.data["duplicates"], report.data["rejected"]) == (0, 0, 0)
+    assert (report.data["from_seq"], report.data["to_seq"]) == (1, 50)
+    assert rig.shipper.status()["answer_mismatches"] == 2
+    assert (await rig.writer.call(rig.writer.spool.stats)).dead_letters == 0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'{"accepted": 3, "duplicates": 1, "rejected": []}',  # more than sent
+        b'{"accepted": 2, "duplicates": 0, "rejected": [{"index": 9, "error": "x"}]}',  # no such index
+        b'{"accepted": 1, "duplicates": 0, "rejected": [{"index": 0, "error": "x"}, '
+        b'{"index": 0, "error": "y"}]}',  # one index twice
+    ],
+)
+async def test_miscounted_or_impossible_rejections_are_not_acks(
+    rig: Rig, receiver: Receiver, answer: bytes
+) -> None:
+    receiver.script.append(Behaviour("status", 200, body=answer))
+    await rig.emit(3)
+    await rig.drained()
+    assert_complete(receiver, 3 + 1)
+    assert len(rig.delays) == 1
+    assert (await rig.writer.call(rig.writer.spool.stats)).dead_letters == 0
+
+
+async def test_a_batch_failing_with_5xx_again_and_again_is_bisected(rig: Rig, receiver: Receiver) -> None:
+    """A collector that answers 503 to any batch holding one event: the rest is delivered, that one is
+    dead-lettered and declared, and the chain the receiver holds has no unexplained hole."""
+    receiver.poison = lambda ev: ev["data"].get("poison") is True
+    await asyncio.gather(
+        *(rig.writer.emit(Draft("custom.t", "info", {"i": i, "poison": i == 12})) for i in range(40))
+    )
+    await rig.drained()
+    bad = 13
+    assert bad not in receiver.stored
+    gaps = [e for e in receiver.events() if e.type == "spool.gap"]
+    assert [(g.data["reason"], g.data["seqs"]) for g in gaps] == [("rejected", [bad])]
+    assert "5xx" in gaps[0].data["errors"][0]
+    assert set(receiver.stored) == set(range(1, 42)) - {bad}  # 40 events and the declaration
+    assert receiver.chain_problems() == []
+    assert (await rig.writer.call(rig.writer.spool.stats)).dead_letters == 1
+    assert rig.shipper.stats.bisections >= 1
+    assert len(rig.delays) < 15, rig.delays
+
+
+async def test_an_outage_answering_503_to_everything_dead_letters_nothing(
+    rig: Rig, receiver: Receiver
+) -> None:
+    receiver.poison = lambda ev: True
+    rig.on_sleep.append(lambda n: n == 12 and setattr(receiver, "poison", None))
+    await rig.emit(40)
+    await rig.drained()
+    assert_complete(receiver, 40)
+    assert (await rig.writer.call(rig.writer.spool.stats)).dead_letters == 0
+    assert rig.shipper.stats.bisections >= 2  # it did look, and found the collector down, not an event
+    assert receiver.poisoned > 12
+
+
 async def test_413_splits_the_batch(rig: Rig, receiver: Receiver) -> None:
     receiver.max_events = 60
     await rig.emit(400)
@@ -129,11 +222,15 @@ async def test_per_event_rejection_goes_to_dead_letter_and_is_reported(rig: Rig,
     await rig.drained()
     stats = await rig.writer.call(rig.writer.spool.stats)
     assert stats.dead_letters == 1
-    reports = [e for e in receiver.events() if e.type == "ship.rejected"]
+    reports = [e for e in receiver.events() if e.type == "spool.gap"]
     assert len(reports) == 1
+    assert reports[0].data["reason"] == "rejected"
     assert reports[0].data["count"] == 1
     assert reports[0].data["seqs"] == [2]
+    assert (reports[0].data["from_seq"], reports[0].data["to_seq"]) == (2, 2)
+    assert reports[0].data["errors"] == ["invalid event"]
     assert 2 not in receiver.stored
+    assert receiver.chain_problems() == [], "the dead letter is a declared gap"
 
 
 async def test_401_keeps_everything_and_retries(tmp_path: Path, receiver: Receiver) -> None:

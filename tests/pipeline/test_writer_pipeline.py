@@ -101,3 +101,61 @@ async def test_a_full_spool_declares_its_drops_while_bursts_are_sealed_ahead(tmp
     dropped = sum(int(e.data["count"]) for e in evs if e.type == "spool.gap" and e.data["reason"] == "full")
     assert [e.seq for e in evs][-1] == len(evs) + dropped
     spool.close()
+
+
+async def test_a_draft_the_collector_would_refuse_is_sealed_as_its_refusal(tmp_path: Path) -> None:
+    """A plugin's or watcher's draft (no `emit` check before it) with NaN, a NUL, a 2**63, 70 KB or a lone
+    surrogate: its seq goes to a `spool.refused` report, the chain stays whole, every future answers, nothing
+    stops."""
+    spool = Spool(tmp_path / "spool.db", host=HOST, agent=AGENT, max_bytes=1 << 30, reserve_bytes=0)
+    writer = SpoolWriter(spool, queue_max=10_000, max_batch=100)
+    seen: list[str] = []
+    writer.observers.append(lambda d: seen.append(d.type))
+    await writer.start()
+    bad = [
+        Draft("usb.device.blocked", "high", {"v": float("nan")}),
+        Draft("custom.nul", "low", {"s": "a\x00"}, user="op"),
+        Draft("custom.big_int", "info", {"n": [1, 2**63]}),
+        Draft("custom.huge", "info", {"blob": "x" * 70_000}),
+        Draft("custom.user", "info", {}, user="a\x00b"),
+        Draft("custom.bytes", "info", {"b": b"raw"}),
+        Draft("custom.surrogate", "info", {"file": "b\udcffd.txt"}),  # a name decoded with surrogateescape
+    ]
+    # In one burst between good drafts (the first of a burst refused too), and alone.
+    first = writer.submit(bad[0])
+    burst = [Draft("custom.ok", data={"i": i}) for i in range(3)]
+    mixed = await writer.submit_many([burst[0], *bad[1:4], burst[1], *bad[4:], burst[2]])
+    alone = await writer.emit(Draft("custom.nul", data={"k": "\x00"}))
+    body = await first
+    assert body["type"] == "spool.refused"
+    assert body["data"] == {
+        "type": "usb.device.blocked",
+        "severity": "high",
+        "problem": "data: Out of range float values are not JSON compliant",
+        "bytes": None,
+    }
+    assert mixed["type"] == "custom.ok"
+    assert alone["type"] == "spool.refused"
+    await writer.stop()
+    spool.open()
+    evs = stored(spool)
+    spool.close()
+    assert [e.seq for e in evs] == list(range(1, 12))
+    assert verify_chain(evs) == []
+    refused = [e for e in evs if e.type == "spool.refused"]
+    assert [e.data["type"] for e in refused] == [
+        "usb.device.blocked",
+        "custom.nul",
+        "custom.big_int",
+        "custom.huge",
+        "custom.user",
+        "custom.bytes",
+        "custom.surrogate",
+        "custom.nul",
+    ]
+    assert all(e.severity == "high" and e.user is None for e in refused)
+    assert refused[3].data["bytes"] > 70_000
+    assert "64-bit" in refused[2].data["problem"]
+    assert [e.data["i"] for e in evs if e.type == "custom.ok"] == [0, 1, 2]
+    assert spool.refused == 8
+    assert seen.count("spool.refused") == 8

@@ -1,17 +1,23 @@
+import math
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from boothguard.envelope_limits import INT_MAX, INT_MIN, MAX_EVENT_BYTES, envelope_problem
 from boothguard.events import (
     ZERO_HASH,
     AgentRef,
     Draft,
     Event,
     HostRef,
+    Unsealable,
     canonical_json,
     seal,
     seal_many,
     verify_chain,
 )
+from boothguard.spool.refusal import draft_problem
 
 HOST = HostRef(id="m1", name="booth-1")
 AGENT = AgentRef(version="0.1.0")
@@ -82,20 +88,42 @@ def test_declared_gap_is_not_tampering() -> None:
     assert [p.kind for p in problems] == ["declared_gap"]
 
 
+# What an event may carry (envelope_limits): no NUL, integers within signed 64 bits, finite numbers.
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
 json_values = st.recursive(
     st.one_of(
-        st.text(), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False, allow_infinity=False)
+        texts,
+        st.integers(min_value=INT_MIN, max_value=INT_MAX),
+        st.booleans(),
+        st.none(),
+        st.floats(allow_nan=False, allow_infinity=False),
     ),
     lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        st.lists(inner, max_size=3), st.dictionaries(texts.filter(lambda t: len(t) <= 5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+# Anything JSON-like, the forbidden included: seal must refuse exactly what envelope_problem names.
+any_values = st.recursive(
+    st.one_of(
+        st.text(alphabet=st.sampled_from('a0\x00\\u"')),
+        st.integers(),
+        st.sampled_from([10**18, 10**19, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 1234567890123456789012]),
+        st.floats(),
+        st.booleans(),
+        st.none(),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.text(alphabet="ab\x00", max_size=3), inner, max_size=3),
     ),
     max_leaves=8,
 )
 
 
 @given(
-    data=st.dictionaries(st.text(max_size=8), json_values, max_size=5),
-    user=st.one_of(st.none(), st.text(max_size=12)),
+    data=st.dictionaries(texts.filter(lambda t: len(t) <= 8), json_values, max_size=5),
+    user=st.one_of(st.none(), texts.filter(lambda t: len(t) <= 12)),
     severity=st.sampled_from(["info", "low", "medium", "high", "critical"]),
     name=st.text(min_size=1, max_size=10),
     n=st.integers(min_value=1, max_value=3),
@@ -117,3 +145,82 @@ def test_fast_serializer_is_byte_identical_to_canonical_json(
     assert last == events[-1].hash
     assert verify_chain(events) == []
     assert len({ev.id for ev in events}) == n
+
+
+@given(data=st.dictionaries(st.text(alphabet="ab\x00", max_size=3), any_values, max_size=4))
+def test_seal_refuses_exactly_what_the_envelope_forbids(data: dict[str, object]) -> None:
+    """The cheap scans in seal_many miss nothing envelope_problem finds (and refuse nothing else)."""
+    expected = envelope_problem(data, where="data")
+    drafts = [Draft("custom.x", data=data)]
+    if expected is None:
+        seal_many(drafts, first_seq=1, prev_hash=ZERO_HASH, host=HOST, agent=AGENT, unix=1.0)
+    else:
+        with pytest.raises(Unsealable) as caught:
+            seal_many(drafts, first_seq=1, prev_hash=ZERO_HASH, host=HOST, agent=AGENT, unix=1.0)
+        assert caught.value.index == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "user", "why"),
+    [
+        ({"v": math.nan}, None, "Out of range float"),
+        ({"v": 1e400}, None, "Out of range float"),
+        ({"v": 2**63}, None, "64-bit"),
+        ({"v": "a\x00"}, None, "NUL"),
+        ({"v": b"bytes"}, None, "not JSON serializable"),
+        ({"v": "x" * MAX_EVENT_BYTES}, None, "once sealed"),
+        ({}, "a\x00", "NUL"),
+        ({"v": "\ud800"}, None, "not valid Unicode"),
+        ({"\udcff": 1}, None, "not valid Unicode"),
+        ({}, "\udcff", "not valid Unicode"),
+        ({}, "u" * 257, "longer than 256"),
+    ],
+)
+def test_seal_names_the_draft_it_refuses(data: dict[str, object], user: str | None, why: str) -> None:
+    drafts = [Draft("custom.ok"), Draft("custom.bad", data=data, user=user)]
+    with pytest.raises(Unsealable) as caught:
+        seal_many(drafts, first_seq=1, prev_hash=ZERO_HASH, host=HOST, agent=AGENT, unix=1.0)
+    assert caught.value.index == 1
+    assert why in caught.value.problem
+
+
+def test_an_event_just_within_the_size_limit_is_sealed() -> None:
+    [raw], _ = seal_many(
+        [Draft("custom.x", data={"v": ""})],
+        first_seq=1,
+        prev_hash=ZERO_HASH,
+        host=HOST,
+        agent=AGENT,
+        unix=1.0,
+    )
+    room = MAX_EVENT_BYTES - len(raw)
+    [raw], _ = seal_many(
+        [Draft("custom.x", data={"v": "x" * room})],
+        first_seq=1,
+        prev_hash=ZERO_HASH,
+        host=HOST,
+        agent=AGENT,
+        unix=1.0,
+    )
+    assert len(raw) == MAX_EVENT_BYTES
+
+
+def test_type_longer_than_the_envelope_allows_is_refused_at_draft() -> None:
+    with pytest.raises(ValueError, match="bad event type"):
+        Draft("custom." + "a" * 122)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        ({"v": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}, "nested deeper than 32"),
+        ({"v": math.inf}, "non-finite"),
+        ({"v": "x" * MAX_EVENT_BYTES}, "once sealed"),
+    ],
+)
+def test_emit_checks_everything_exactly(data: dict[str, object], why: str) -> None:
+    """What `emit` refuses before a seq is taken: all of envelope_limits, depth included (seal skips it)."""
+    problem = draft_problem(Draft("custom.x", data=data), HOST, AGENT)
+    assert problem is not None
+    assert why in problem
+    assert draft_problem(Draft("custom.x", data={"n": INT_MAX, "s": "日本"}), HOST, AGENT) is None
