@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from boothguard.collector import strict_json
 from boothguard.collector.ingest import BodyError, read_body
 
 SMALL_BODY = 64 * 1024  # enrollment, commands: tiny JSON documents
@@ -26,9 +26,9 @@ async def small_json(request: Request) -> Any:
         max_decompressed=SMALL_BODY,
     )
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BodyError(400, "body is not JSON") from None
+        return strict_json.loads(body)
+    except strict_json.StrictJsonError as exc:
+        raise BodyError(400, f"body is not JSON the collector stores: {exc}") from None
 
 
 def openapi_json_body(schema: dict[str, Any]) -> dict[str, Any]:
