@@ -33,4 +33,24 @@ async def small_json(request: Request) -> Any:
 
 def openapi_json_body(schema: dict[str, Any]) -> dict[str, Any]:
     # Routes read their body themselves (size limits first), so FastAPI cannot infer this schema.
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    inline = _inline_defs(schema)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline}}}}
+
+
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic schema with its `$defs` put in place: a `#/$defs/…` reference inside /openapi.json
+    would point at the document's root, where there is no `$defs` (our models are not recursive)."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    out: dict[str, Any] = walk(schema)
+    return out

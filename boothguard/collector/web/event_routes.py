@@ -39,7 +39,8 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
         who = await d.require(request)
         f = event_filter(request)
         before = request.query_params.get("before")
-        cursor = int(before) if before and before.isdigit() and len(before) < 19 else None
+        ascii_digits = before is not None and before.isascii() and before.isdigit()  # not "¹"
+        cursor = int(before) if before and ascii_digits and len(before) < 19 else None
         rows, next_cursor = await run(lambda: queries.search_events(d.engine, f, before=cursor))
         t = i18n.Translator(d.lang(request))
         zone = d.zone(request)
