@@ -33,11 +33,11 @@ async def small_json(request: Request) -> Any:
 
 def openapi_json_body(schema: dict[str, Any]) -> dict[str, Any]:
     # Routes read their body themselves (size limits first), so FastAPI cannot infer this schema.
-    inline = _inline_defs(schema)
+    inline = inline_defs(schema)
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline}}}}
 
 
-def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
     """A pydantic schema with its `$defs` put in place: a `#/$defs/…` reference inside /openapi.json
     would point at the document's root, where there is no `$defs` (our models are not recursive)."""
     defs = schema.get("$defs", {})

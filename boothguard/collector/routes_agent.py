@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from boothguard import log
-from boothguard.collector.api_io import json_error, openapi_json_body, small_json
+from boothguard.collector.api_io import inline_defs, json_error, openapi_json_body, small_json
 from boothguard.collector.auth import bearer
 from boothguard.collector.host_ids import HOST_ID_PATTERN, HOST_NAME_MAX, host_name_problem
-from boothguard.collector.ingest import BodyError, parse_lines, read_body
+from boothguard.collector.ingest import EVENT_BODY, BodyError, parse_lines, read_body
 from boothguard.collector.settings import CollectorSection
 
 if TYPE_CHECKING:
@@ -46,6 +46,9 @@ class EnrollBody(BaseModel):
     host: EnrollHost
 
 
+_NDJSON_SCHEMA = {"type": "array", "items": inline_defs(EVENT_BODY.json_schema())}
+
+
 def mount(app: FastAPI, svc: Services) -> None:
     store = svc.store
     run = anyio.to_thread.run_sync
@@ -74,7 +77,8 @@ def mount(app: FastAPI, svc: Services) -> None:
     @app.post(
         "/v1/events",
         openapi_extra={
-            "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+            # NDJSON: one sealed event (the envelope's schema) per line; a fuzzer serializes the array so
+            "requestBody": {"content": {"application/x-ndjson": {"schema": _NDJSON_SCHEMA}}},
         },
         responses={400: {}, 401: {}, 403: {}, 413: {}, 429: {}, 503: {}},
     )
