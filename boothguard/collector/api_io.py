@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from boothguard.collector import strict_json
 from boothguard.collector.ingest import BodyError, read_body
 
 SMALL_BODY = 64 * 1024  # enrollment, commands: tiny JSON documents
@@ -26,11 +26,31 @@ async def small_json(request: Request) -> Any:
         max_decompressed=SMALL_BODY,
     )
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BodyError(400, "body is not JSON") from None
+        return strict_json.loads(body)
+    except strict_json.StrictJsonError as exc:
+        raise BodyError(400, f"body is not JSON the collector stores: {exc}") from None
 
 
 def openapi_json_body(schema: dict[str, Any]) -> dict[str, Any]:
     # Routes read their body themselves (size limits first), so FastAPI cannot infer this schema.
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    inline = inline_defs(schema)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline}}}}
+
+
+def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic schema with its `$defs` put in place: a `#/$defs/…` reference inside /openapi.json
+    would point at the document's root, where there is no `$defs` (our models are not recursive)."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    out: dict[str, Any] = walk(schema)
+    return out

@@ -19,6 +19,7 @@ from boothguard.collector import queries, routes_agent, routes_ops, routes_user
 from boothguard.collector.alerts.model import Alert
 from boothguard.collector.api_io import json_error
 from boothguard.collector.ingest import BodyError
+from boothguard.collector.login_guard import LoginGuard
 from boothguard.collector.metrics import Metrics
 from boothguard.collector.settings import CollectorSection
 from boothguard.collector.store import Store
@@ -42,6 +43,8 @@ class Services:
     # Ingests in progress in this process, in total and per host (touched only on the event loop).
     active: int = 0
     per_host: dict[str, int] = field(default_factory=dict)
+    # One failed-login throttle and argon2 bound for the API's Basic auth and the dashboard's /login.
+    logins: LoginGuard = field(default_factory=LoginGuard)
 
     def notify(self, alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -71,6 +74,7 @@ def create_app(svc: Services) -> FastAPI:
             if svc.dispatcher is not None:
                 await svc.dispatcher.stop()
 
+    svc.logins.max_checks = svc.settings.max_password_checks
     app = FastAPI(title="boothguard collector", version="1", lifespan=lifespan)
     app.state.svc = svc
     _handlers(app, svc)

@@ -35,7 +35,14 @@ async def principal(request: Request) -> users.Principal:
         except (binascii.Error, UnicodeDecodeError):
             name, password = "", ""
         if name and password:
-            found = await run(users.check_password, svc.store.engine, name, password)
+            client = request.client.host if request.client else "?"
+            checked = await svc.logins.check(svc.store.engine, name, password, client, svc.store.clock())
+            if checked.outcome == "throttled":
+                retry = {"Retry-After": str(int(checked.retry_after) + 1)}
+                raise HTTPException(429, "too many failed logins for this account or address", retry)
+            if checked.outcome == "busy":
+                raise HTTPException(503, "too many password checks at once", {"Retry-After": "1"})
+            found = checked.principal
     elif scheme.lower() == "bearer" and value.strip():
         found = await run(users.session_principal, svc.store.engine, value.strip(), svc.store.clock())
     if found is None:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, NotRequired, cast
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
+from boothguard.collector import strict_json
+from boothguard.envelope_limits import INT_MAX, INT_MIN, MAX_DEPTH
 from boothguard.events import TYPE_PATTERN, Event, Severity
 
 _UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
@@ -48,7 +53,7 @@ class EventBody(TypedDict):
 
 
 EVENT_BODY = TypeAdapter(EventBody)
-_validate = EVENT_BODY.validator.validate_json
+_validate_json = EVENT_BODY.validator.validate_json
 
 # The envelope's fields, in the sorted order canonical JSON puts them; the fast hash below assumes them.
 _FIELDS = ("agent", "data", "hash", "host", "id", "prev_hash", "seq", "severity", "time", "type", "user")
@@ -250,8 +255,115 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}"[:300]
 
 
+_DATES_OK: set[str] = set()  # dates seen valid (a day's events share one), bounded below
+
+
+def time_problem(text: str) -> str | None:
+    """Why an event time that matches the pattern is still no instant (month 13, Feb 30), or None."""
+    date = text[:10]
+    if not text.isascii():  # the pattern's \d (Rust regex) also takes other scripts' digits
+        return f"time: digits other than 0-9: {text[:24]!r}"
+    if date not in _DATES_OK:
+        try:
+            datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]))
+        except ValueError:
+            return f"time: not a real date: {text[:24]!r}"
+        if len(_DATES_OK) > 10_000:
+            _DATES_OK.clear()
+        _DATES_OK.add(date)
+    # The pattern admits only digits here; two-digit strings compare as their numbers.
+    if text[11:13] > "23" or text[14:16] > "59" or text[17:19] > "59":
+        return f"time: not a real time of day: {text[:24]!r}"
+    return None
+
+
+# A key's closing quote and its colon. Every key matches once; text inside strings can only add matches,
+# so as many matches as parsed keys proves that no key was given twice.
+_KEY_SEP = re.compile(rb'"[ \t\n\r]*:')
+_isfinite = math.isfinite
+
+
+def _lean(value: Any, depth: int) -> int:  # noqa: PLR0911 - one return per JSON kind
+    """The number of keys in `value`, or -1 if anything in it may break envelope_limits' rules (a NUL,
+    an integer beyond 64 bits, a non-finite float, deep nesting). The strict path then decides: this only
+    has to be fast and never miss, where `envelope_problem` also says where."""
+    kind = type(value)
+    if kind is str:
+        return -1 if "\x00" in value else 0
+    if kind is int:
+        return 0 if INT_MIN <= value <= INT_MAX else -1
+    if kind is float:
+        return 0 if _isfinite(value) else -1
+    if kind is dict:
+        if depth >= MAX_DEPTH:
+            return -1
+        n = len(value)
+        for k, v in value.items():
+            if "\x00" in k:
+                return -1
+            c = _lean(v, depth + 1)
+            if c < 0:
+                return -1
+            n += c
+        return n
+    if kind is list:
+        if depth >= MAX_DEPTH:
+            return -1
+        n = 0
+        for v in value:
+            c = _lean(v, depth + 1)
+            if c < 0:
+                return -1
+            n += c
+        return n
+    return 0 if value is None or kind is bool else -1
+
+
+def _fast_event(part: bytes) -> EventBody | None:
+    """The common line, parsed by pydantic at full speed when it provably means what strict JSON means;
+    None sends the line to the strict path, which decides (pydantic's parser, like Python's default one,
+    takes NaN, 1e400 as inf and duplicate keys)."""
+    try:
+        event: EventBody = _validate_json(part, strict=True)
+    except ValidationError:
+        return None
+    # The patterned fields cannot hold a NUL; the free-text ones and data are looked at.
+    host, user = event["host"], event.get("user") or ""
+    free = host["id"] + host["name"] + event["agent"]["version"] + user
+    data_keys = _lean(event["data"], 1)
+    if data_keys < 0 or "\x00" in free or event["seq"] > INT_MAX:
+        return None
+    keys = len(event) + 3 + data_keys  # host's two keys, agent's one
+    # Without a quote followed by whitespace, every key is `"…":`; counting that is 10x a regex.
+    spaced = b'" ' in part or b'"\t' in part or b'"\r' in part
+    seps = len(_KEY_SEP.findall(part)) if spaced else part.count(b'":')
+    return event if seps == keys else None
+
+
+def _event(part: bytes) -> EventBody | str:
+    """One NDJSON line as a validated event, or why it is refused."""
+    event = _fast_event(part)
+    if event is None:
+        try:
+            # Strict JSON decides what the line means; once it has, pydantic's parser reads the same.
+            strict_json.loads(part, where="event")
+            event = _validate_json(part, strict=True)
+        except strict_json.StrictJsonError as exc:
+            return str(exc)[:300]
+        except ValidationError:
+            # The rejection and its text are Event's own (and should they ever differ, Event decides).
+            try:
+                event = _as_body(Event.model_validate_json(part, strict=True))
+            except ValidationError as exc:
+                return _first_error(exc)
+    return time_problem(event["time"]) or event
+
+
 def parse_lines(body: bytes, *, max_event_bytes: int, max_events: int) -> tuple[list[Line], list[Rejection]]:
-    """Validate each NDJSON line as a sealed event; bad lines become per-event rejections."""
+    """Validate each NDJSON line as a sealed event; bad lines become per-event rejections.
+
+    Nothing a line carries can fail the batch: whatever one event holds, only that event is refused.
+    """
     parts = body.split(b"\n")
     if parts and not parts[-1].strip():
         parts.pop()
@@ -259,23 +371,28 @@ def parse_lines(body: bytes, *, max_event_bytes: int, max_events: int) -> tuple[
         raise BodyError(413, f"more than {max_events} events in one request")
     lines: list[Line] = []
     rejected: list[Rejection] = []
-    validate, canonical = _validate, _canonical
+    canonical = _canonical
     for index, part in enumerate(parts):
         if len(part) > max_event_bytes:
             rejected.append(Rejection(index, f"event larger than {max_event_bytes} bytes"))
             continue
+        event = _event(part)
+        if isinstance(event, str):
+            rejected.append(Rejection(index, event))
+            continue
         try:
-            event: EventBody = validate(part, strict=True)
-        except ValidationError:
-            # The rejection and its text are Event's own (and should they ever differ, Event decides).
-            try:
-                event = _as_body(Event.model_validate_json(part, strict=True))
-            except ValidationError as exc:
-                rejected.append(Rejection(index, _first_error(exc)))
-                continue
-        sealed = _FAST and _sha256(canonical(event).encode()).hexdigest() == event["hash"]
+            text = canonical(event).encode()
+        except UnicodeEncodeError:  # a lone surrogate escape: no UTF-8 form to hash or store
+            rejected.append(Rejection(index, "string with a lone surrogate (not valid Unicode)"))
+            continue
+        sealed = _FAST and _sha256(text).hexdigest() == event["hash"]
         if not sealed and not Event.model_validate(event).hash_ok():  # the slow way decides a mismatch
             rejected.append(Rejection(index, "hash does not match the event", bad_hash_seq=event["seq"]))
             continue
-        lines.append(Line(index, event, part.decode()))
+        try:
+            raw = part.decode()
+        except UnicodeDecodeError:
+            rejected.append(Rejection(index, "not UTF-8"))
+            continue
+        lines.append(Line(index, event, raw))
     return lines, rejected

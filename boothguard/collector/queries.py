@@ -39,7 +39,8 @@ def normalize_time(text: str) -> str:
 def _cursor(text: str | None) -> int | None:
     if text is None or text == "":
         return None
-    if not text.isdigit() or len(text) > 18:
+    # isdigit() also takes "¹" and "٣", which int() then refuses or reads as another number
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise BadQuery("bad cursor")
     return int(text)
 

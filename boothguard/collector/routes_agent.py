@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from boothguard import log
-from boothguard.collector.api_io import json_error, openapi_json_body, small_json
+from boothguard.collector.api_io import inline_defs, json_error, openapi_json_body, small_json
 from boothguard.collector.auth import bearer
-from boothguard.collector.ingest import BodyError, parse_lines, read_body
+from boothguard.collector.host_ids import HOST_ID_PATTERN, HOST_NAME_MAX, host_name_problem
+from boothguard.collector.ingest import EVENT_BODY, BodyError, parse_lines, read_body
 from boothguard.collector.settings import CollectorSection
-from boothguard.events import HostRef
 
 if TYPE_CHECKING:
     # app.py imports this module; Services is only an annotation here.
@@ -25,9 +25,28 @@ if TYPE_CHECKING:
 _log = log.get("collector.routes_agent")
 
 
+class EnrollHost(BaseModel):
+    """The envelope's `HostRef`, narrowed to what a new host may be called (issue 19)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=HOST_ID_PATTERN, max_length=128)
+    name: str = Field(min_length=1, max_length=HOST_NAME_MAX)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        problem = host_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
 class EnrollBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    host: HostRef
+    host: EnrollHost
+
+
+_NDJSON_SCHEMA = {"type": "array", "items": inline_defs(EVENT_BODY.json_schema())}
 
 
 def mount(app: FastAPI, svc: Services) -> None:
@@ -49,14 +68,17 @@ def mount(app: FastAPI, svc: Services) -> None:
         try:
             body = EnrollBody.model_validate(await small_json(request))
         except ValidationError as exc:
-            return json_error(400, f"bad enrollment request: {exc.errors(include_url=False)[0]['msg']}")
+            err = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in err["loc"])
+            return json_error(400, f"bad enrollment request: {where}: {err['msg']}"[:300])
         token = await run(store.enroll, body.host.id, body.host.name)
         return JSONResponse({"host_id": body.host.id, "token": token})
 
     @app.post(
         "/v1/events",
         openapi_extra={
-            "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+            # NDJSON: one sealed event (the envelope's schema) per line; a fuzzer serializes the array so
+            "requestBody": {"content": {"application/x-ndjson": {"schema": _NDJSON_SCHEMA}}},
         },
         responses={400: {}, 401: {}, 403: {}, 413: {}, 429: {}, 503: {}},
     )

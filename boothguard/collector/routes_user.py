@@ -102,7 +102,7 @@ def mount(app: FastAPI, svc: Services) -> None:
         return await run(queries.list_hosts, store.engine, store.clock(), store.threshold)
 
     @app.post(
-        "/v1/hosts/{host_id}/commands",
+        "/v1/hosts/{host_id:path}/commands",
         openapi_extra=openapi_json_body(CommandBody.model_json_schema()),
         responses={400: {}, 401: {}, 403: {}, 404: {}},
     )

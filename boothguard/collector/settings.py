@@ -34,6 +34,8 @@ class CollectorSection(Section):
     chain_gap_grace_seconds: float = Field(default=60, ge=0)
     # Remote commands not acknowledged within this many seconds expire.
     command_ttl_seconds: int = Field(default=3600, ge=1)
+    # Password checks (argon2id, 64 MiB each) running at once in this process; past it a login is a 503.
+    max_password_checks: int = Field(default=4, ge=1, le=64)
     # API sessions (POST /v1/sessions) expire after this many seconds.
     session_ttl_seconds: int = Field(default=8 * 3600, ge=60)
     # Connection pool per process (PostgreSQL); SQLite uses one writer at a time anyway.

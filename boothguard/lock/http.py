@@ -196,7 +196,7 @@ class AwayHttpServer:
         if "transfer-encoding" in headers:
             raise HttpError(HTTPStatus.NOT_IMPLEMENTED, "chunked bodies are not accepted")
         length_text = headers.get("content-length", "0")
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit()):  # isdigit() alone takes "¹"
             raise HttpError(HTTPStatus.BAD_REQUEST, "bad content-length")
         length = int(length_text)
         if length > self.max_body:

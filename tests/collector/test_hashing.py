@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from boothguard.collector import ingest
+from boothguard.collector import ingest, strict_json
 from boothguard.events import Event, Unsealable, canonical_json
 from tests.collector.helpers import FakeAgent
 
@@ -119,6 +119,12 @@ def _mutated() -> st.SearchStrategy[bytes]:
 @settings(max_examples=600, deadline=None)
 @given(line=_mutated() | st.binary(max_size=40) | st.sampled_from([b"", b"{}", b"[]", b"null", b"{"]))
 def test_fast_validator_accepts_and_refuses_exactly_like_event(line: bytes) -> None:
+    """…and a line that strict JSON refuses (NaN, 1e400, a duplicate key, 2**64) is refused for that."""
+    try:
+        strict_json.loads(line, where="event")
+        strict: str | None = None
+    except strict_json.StrictJsonError as exc:
+        strict = str(exc)[:300]
     try:
         model: Event | None = Event.model_validate_json(line, strict=True)
     except ValidationError as exc:
@@ -132,10 +138,14 @@ def test_fast_validator_accepts_and_refuses_exactly_like_event(line: bytes) -> N
         if b"\n" not in line:  # one NDJSON line: refused with Event's own words (a blank one is skipped)
             lines, rejected = ingest.parse_lines(line, max_event_bytes=65536, max_events=10)
             assert not lines
-            assert [r.error for r in rejected] == ([error] if line.strip() else [])
+            assert [r.error for r in rejected] == ([strict or error] if line.strip() else [])
     else:
         assert fast is not None
         assert {"user": None, **fast} == model.model_dump()
+        if strict is not None:
+            lines, rejected = ingest.parse_lines(line, max_event_bytes=65536, max_events=10)
+            assert not lines
+            assert [r.error for r in rejected] == [strict]
 
 
 def test_pattern_fields_need_no_escaping() -> None:

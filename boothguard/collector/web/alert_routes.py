@@ -62,7 +62,8 @@ def register(router: APIRouter, d: Dashboard) -> None:
         who = await d.require(request, "analyst")
         fields = await d.form(request, who)
         alert_id = request.path_params["alert_id"]
-        if not alert_id.isdigit() or not 0 < int(alert_id) < 2**62:
+        digits = alert_id.isascii() and alert_id.isdigit() and len(alert_id) < 20  # isdigit() takes "¹"
+        if not digits or not 0 < int(alert_id) < 2**62:
             raise Refused(404, "error.not_found")
         row = await run(svc.store.set_alert_state, int(alert_id), state, who.name)
         if row is None:

@@ -57,7 +57,7 @@ class Refused(Exception):
 class Dashboard:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
-        self.throttle = auth.LoginThrottle()
+        self.logins = svc.logins  # the API's too: one throttle for every way of giving a password
         self.env = Environment(
             loader=FileSystemLoader(_HERE / "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),

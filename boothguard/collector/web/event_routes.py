@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import anyio
 from fastapi import APIRouter, Request
@@ -39,7 +39,8 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
         who = await d.require(request)
         f = event_filter(request)
         before = request.query_params.get("before")
-        cursor = int(before) if before and before.isdigit() and len(before) < 19 else None
+        ascii_digits = before is not None and before.isascii() and before.isdigit()  # not "¹"
+        cursor = int(before) if before and ascii_digits and len(before) < 19 else None
         rows, next_cursor = await run(lambda: queries.search_events(d.engine, f, before=cursor))
         t = i18n.Translator(d.lang(request))
         zone = d.zone(request)
@@ -109,18 +110,21 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
         await d.audit(who.name, "incident.export", f.host or f"user:{f.user}", detail)
         _log.info("dashboard_export", user=who.name, host=f.host, subject=f.user, format=fmt)
         stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
-        name = f"incident-{_safe(f.host or f.user or 'all')}-{stamp}"
+        subject = f.host or f.user or "all"
         if fmt == "csv":
             resp = Response(export.to_csv(incident), media_type="text/csv; charset=utf-8")
-            resp.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+            resp.headers["Content-Disposition"] = _attachment(f"incident-{subject}-{stamp}.csv")
             return d.secure(resp, request)
         if fmt == "json":
             resp = Response(export.to_json(incident), media_type="application/json")
-            resp.headers["Content-Disposition"] = f'attachment; filename="{name}.json"'
+            resp.headers["Content-Disposition"] = _attachment(f"incident-{subject}-{stamp}.json")
             return d.secure(resp, request)
         scope = raw_query(request, "host", "user", "since", "until")
         return d.render(request, "export.html", who=who, inc=incident, scope=scope, iso=_iso)
 
 
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:64]
+def _attachment(name: str) -> str:
+    """RFC 6266: an ASCII fallback for old clients and the real name (a Japanese user's) as
+    `filename*=UTF-8''…`; a header value is Latin-1, so a raw non-ASCII name was a 500."""
+    fallback = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)[-120:]
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name[-200:], safe='')}"

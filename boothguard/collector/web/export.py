@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -112,16 +113,15 @@ def to_csv(incident: Incident) -> str:
     buf = io.StringIO()
     buf.write("\ufeff")
     f = incident.filter
+    hv = _header_value
     buf.write(
-        f"# boothguard incident export; generated_at={incident.generated_at} by={incident.generated_by}\n"
+        f"# boothguard incident export; generated_at={incident.generated_at} by={hv(incident.generated_by)}\n"
     )
-    buf.write(
-        f"# scope host={f.host or ''} user={f.user or ''} since={f.since or ''} until={f.until or ''}\n"
-    )
+    buf.write(f"# scope host={hv(f.host)} user={hv(f.user)} since={hv(f.since)} until={hv(f.until)}\n")
     for c in incident.chains:
         problems = ";".join(f"{p.kind}:{p.from_seq}-{p.to_seq}" for p in c.problems) or "none"
         buf.write(
-            f"# chain host={c.host_id} seq={c.seq_from}-{c.seq_to} checked={c.events_checked} "
+            f"# chain host={hv(c.host_id)} seq={c.seq_from}-{c.seq_to} checked={c.events_checked} "
             f"ok={str(c.ok).lower()} problems={problems}\n"
         )
     if incident.truncated:
@@ -133,7 +133,7 @@ def to_csv(incident: Incident) -> str:
         w.writerow(
             [
                 e["time"],
-                e["host"]["id"],
+                cell(e["host"]["id"]),
                 cell(e["host"]["name"]),
                 e["seq"],
                 e["type"],
@@ -148,6 +148,19 @@ def to_csv(incident: Incident) -> str:
     return buf.getvalue()
 
 
+# Spreadsheets run a cell starting with one of these as a formula (the full-width ones too, in Japanese
+# Excel); a leading white space does not stop them.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._:@/+-]*")
+
+
 def _cell(text: str) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas: such text gets a leading quote."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """Such text gets a leading quote, so it shows as text."""
+    return "'" + text if text.lstrip(" ")[:1] in _FORMULA_START or text[:1] in _FORMULA_START else text
+
+
+def _header_value(value: str | None) -> str:
+    """A `#` line's value: plain tokens as they are, anything else as a JSON string, so no value can end
+    the line or add a `key=value` of its own (a host id `x ok=true` would forge a chain result)."""
+    text = value or ""
+    return text if _PLAIN_VALUE.fullmatch(text) else json.dumps(text, ensure_ascii=False)

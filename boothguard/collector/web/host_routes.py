@@ -48,14 +48,14 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
             raise Refused(404, "error.not_found")
         return host
 
-    @router.get("/hosts/{host_id}/lock")
+    @router.get("/hosts/{host_id:path}/lock")
     @page
     async def lock_confirm(request: Request) -> Response:
         who = await d.require(request, "admin")
         host = await host_or_404(request.path_params["host_id"])
         return d.render(request, "lock.html", who=who, host=host)
 
-    @router.post("/hosts/{host_id}/lock")
+    @router.post("/hosts/{host_id:path}/lock")
     @page
     async def lock(request: Request) -> Response:
         who = await d.require(request, "admin")
@@ -86,7 +86,7 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
             max_reason=usb_allow.REASON_MAX,
         )  # fmt: skip
 
-    @router.get("/hosts/{host_id}/usb-allow")
+    @router.get("/hosts/{host_id:path}/usb-allow")
     @page
     async def usb_allow_form(request: Request) -> Response:
         who = await d.require(request, "admin")
@@ -95,7 +95,7 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
         values = {k: (request.query_params.get(k) or "")[:256] for k in USB_FIELDS}
         return usb_allow_page(request, who, host, values)
 
-    @router.post("/hosts/{host_id}/usb-allow")
+    @router.post("/hosts/{host_id:path}/usb-allow")
     @page
     async def usb_allow_post(request: Request) -> Response:
         who = await d.require(request, "admin")

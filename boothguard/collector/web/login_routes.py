@@ -43,7 +43,6 @@ def register(router: APIRouter, d: Dashboard) -> None:
         nxt = _local(fields.get("next"))
         client = request.client.host if request.client else "?"
         now = d.now()
-        wait = d.throttle.retry_after(name, client, now)
 
         def again(error: str, status: int, **kw: object) -> Response:
             token = auth.new_login_csrf()
@@ -54,19 +53,19 @@ def register(router: APIRouter, d: Dashboard) -> None:
             d.cookie(resp, request, auth.LOGIN_CSRF_COOKIE, token, 1800)
             return resp
 
-        if wait is not None:
-            await d.audit(name or "?", "login.throttled", name, {"client": client})
-            _log.warning("login_throttled", user=name, client=client)
-            resp = again("login.throttled", 429, minutes=int(wait // 60) + 1)
-            resp.headers["Retry-After"] = str(int(wait) + 1)
+        # An empty field guesses nothing: no password check, nothing counted.
+        checked = await d.logins.check(d.engine, name, password, client, now) if name and password else None
+        if checked is not None and checked.outcome in ("throttled", "busy"):
+            if checked.outcome == "throttled":
+                await d.audit(name or "?", "login.throttled", name, {"client": client})
+            status = 429 if checked.outcome == "throttled" else 503
+            resp = again("login.throttled", status, minutes=int(checked.retry_after // 60) + 1)
+            resp.headers["Retry-After"] = str(int(checked.retry_after) + 1)
             return resp
-        who = await run(users.check_password, d.engine, name, password) if name and password else None
+        who = checked.principal if checked is not None else None
         if who is None:
-            d.throttle.failed(name, client, now)
             await d.audit(name or "?", "login.failed", name, {"client": client})
-            _log.warning("login_failed", user=name, client=client)
             return again("login.bad", 401)
-        d.throttle.succeeded(name)
         ttl = svc.settings.session_ttl_seconds
         token, _expires = await run(users.create_session, d.engine, who, now, ttl)
         _log.info("login", user=who.name, role=who.role, client=client)

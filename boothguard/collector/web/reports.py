@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from boothguard.collector import db
 from boothguard.collector.schema import alerts, events, hosts
@@ -72,8 +72,11 @@ def verify_hosts(
         with db.read(engine) as conn:
             rows = conn.execute(q).all()
             head = conn.execute(
-                sa.select(hosts.c.chain_status, hosts.c.chain_detail).where(hosts.c.id == host_id)
+                sa.select(hosts.c.chain_status, hosts.c.chain_detail, hosts.c.max_seq).where(
+                    hosts.c.id == host_id
+                )
             ).first()
+            tail = _tail_problem(conn, host_id, int(head[2]) if head else 0)
         parsed: list[Event] = []
         unparsable: list[int] = []
         for seq, raw in rows:
@@ -82,6 +85,8 @@ def verify_hosts(
             except ValidationError:
                 unparsable.append(int(seq))
         problems = verify_chain(parsed)
+        if tail is not None:
+            problems.append(tail)
         if parsed and start == 1 and parsed[0].seq != 1:
             problems.insert(0, ChainProblem("gap", 1, parsed[0].seq - 1))
         reports.append(
@@ -97,6 +102,24 @@ def verify_hosts(
             )
         )
     return reports
+
+
+def _tail_problem(conn: Connection, host_id: str, recorded_max: int) -> ChainProblem | None:
+    """Deleted newest rows leave no hole to find: the host row recorded the highest seq ingested, and the
+    newest heartbeat says how far the agent's spool was; fewer stored rows than that is a missing tail."""
+    stored_max = conn.execute(
+        sa.select(sa.func.max(events.c.seq)).where(events.c.host_id == host_id)
+    ).scalar()
+    stored = int(stored_max or 0)
+    beat = conn.execute(
+        sa.select(events.c.data)
+        .where(events.c.host_id == host_id, events.c.type == "agent.heartbeat")
+        .order_by(events.c.seq.desc())
+        .limit(1)
+    ).scalar()
+    said = beat.get("last_seq") if isinstance(beat, dict) else None
+    expected = max(recorded_max, said if isinstance(said, int) and not isinstance(said, bool) else 0)
+    return ChainProblem("gap", stored + 1, expected) if expected > stored else None  # the missing tail
 
 
 # --- charts ---------------------------------------------------------------------------------------
