@@ -35,7 +35,7 @@ class OpRule:
 
 # Every watcher op, who may call it and its per-connection budget.
 WATCHER_OPS: Final[dict[str, OpRule]] = {
-    "watcher.register": OpRule("any", rate_per_s=0.5, burst=3, bound=False),
+    "watcher.register": OpRule("any", rate_per_s=0.5, burst=5, bound=False),
     "watcher.heartbeat": OpRule("any", rate_per_s=10.0, burst=20, bound=True),
     "watcher.event": OpRule("any", rate_per_s=20.0, burst=100, bound=True),
     "watcher.reply": OpRule("any", rate_per_s=10.0, burst=20, bound=True),
