@@ -109,7 +109,8 @@ class SessionsPlugin:
         for fut, _ in self._pending.values():
             fut.cancel()
         if self._logind is not None:
-            await self._logind.close()
+            with contextlib.suppress(TimeoutError):  # a stuck bus must not hold up the agent's stop
+                await asyncio.wait_for(self._logind.close(), 2.0)
 
     def status(self) -> dict[str, Any]:
         now = self._now()

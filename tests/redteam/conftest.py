@@ -63,7 +63,22 @@ def wait_until(pred: Callable[[], Any], timeout: float = 15.0) -> Any:
 class Agent(AgentProcess):
     cti_port = 0
 
+    def logged(self, name: str) -> list[dict[str, Any]]:
+        """The agent's own log lines named `name` (waiting on these, not on the spool: a test reading
+        spool.db while the agent commits can make a commit fail, see the report)."""
+        out = []
+        for line in list(self.lines):
+            if f'"{name}"' in line:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+        return out
+
     def events(self, etype: str | None = None) -> list[dict[str, Any]]:
+        """The spool's events: read only after `stop()`."""
+        assert self.proc is not None
+        assert self.proc.poll() is not None, "read the spool once stopped"
         evs = [json.loads(body) for _seq, body in self.spool_rows()]
         return [e for e in evs if etype is None or e["type"] == etype]
 

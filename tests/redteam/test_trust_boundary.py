@@ -49,9 +49,11 @@ def test_session_squatting_and_a_second_watcher_are_refused_and_reported(
     assert (reply["ok"], reply["code"]) == (False, 77), reply
     assert "fingerprint_key" not in reply
 
-    denied = wait_until(
-        lambda: len(agent.events("session.register_denied")) >= 4 and agent.events("session.register_denied")
-    )
+    status = agent.request("status")["sessions"]["watchers"]
+    assert [(w["session_id"], w["pid"], w["logind_bound"]) for w in status] == [("c1", mallory.pid, True)]
+    wait_until(lambda: len(agent.logged("watcher_register_denied")) >= 4)
+    assert agent.stop() == 0
+    denied = agent.events("session.register_denied")
     got = [(e["data"]["uid"], e["data"]["claimed_session"], e["data"]["pid"]) for e in denied]
     assert got == [
         (op.pw_uid, "c404", mallory.pid),
@@ -60,8 +62,6 @@ def test_session_squatting_and_a_second_watcher_are_refused_and_reported(
         (op.pw_uid, "c1", second.pid),
     ]
     assert "already has a watcher" in denied[-1]["data"]["reason"]
-    status = agent.request("status")["sessions"]["watchers"]
-    assert [(w["session_id"], w["pid"], w["logind_bound"]) for w in status] == [("c1", mallory.pid, True)]
 
 
 def test_forged_events_are_capped_or_refused(
@@ -86,7 +86,9 @@ def test_forged_events_are_capped_or_refused(
         reply = mallory.call("watcher.event", type=etype, severity="info", data={"session_id": "c7", **data})
         assert (reply["ok"], reply["code"]) == (False, 77), (etype, reply)
 
-    copy = wait_until(lambda: agent.events("clipboard.copy"))
+    wait_until(lambda: len(agent.logged("watcher_event_refused")) >= 5)
+    assert agent.stop() == 0
+    copy = agent.events("clipboard.copy")
     assert [(e["severity"], e["data"]["watcher_severity"], e["data"]["session_id"]) for e in copy] == [
         ("high", "critical", "c1")
     ]
@@ -123,13 +125,15 @@ def test_event_flood_is_shed_and_declared(
     mallory.close()  # a closing connection declares what it had shed since the last report
 
     def declared() -> int:
-        return sum(e["data"]["shed_total"] for e in agent.events("watcher.flood")[-1:])
+        return sum(sum(line["shed"].values()) for line in agent.logged("watcher_flood"))
 
     assert wait_until(lambda: declared() == shed)
+    assert agent.stop() == 0
     flood = agent.events("watcher.flood")
     assert flood[0]["data"]["uid"] == op.pw_uid
     assert flood[0]["data"]["session_id"] == "c1"
     assert sum(sum(e["data"]["shed"].values()) for e in flood) == shed
+    assert flood[-1]["data"]["shed_total"] == shed
     assert len(agent.events("clipboard.copy")) == codes["ok"]  # every accepted one recorded, no more
 
 
