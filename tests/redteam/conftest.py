@@ -63,6 +63,13 @@ def wait_until(pred: Callable[[], Any], timeout: float = 15.0) -> Any:
 class Agent(AgentProcess):
     cti_port = 0
 
+    def stop(self, timeout: float = 15) -> int:
+        try:
+            return super().stop(timeout)
+        except subprocess.TimeoutExpired:
+            tail = "\n".join(self.lines[-25:])
+            raise AssertionError(f"agent did not stop on SIGTERM; its last lines:\n{tail}") from None
+
     def logged(self, name: str) -> list[dict[str, Any]]:
         """The agent's own log lines named `name` (waiting on these, not on the spool: a test reading
         spool.db while the agent commits can make a commit fail, see the report)."""
