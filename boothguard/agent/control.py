@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from boothguard import log
+from boothguard.agent import access as trust
 from boothguard.agent.plugin import Access, Handler, Reply
 from boothguard.errors import EXIT_PERMISSION, EXIT_USAGE
 
-MAX_LINE = 1024 * 1024
+# Small per-connection buffers: idle connections from any uid must not grow the agent (the trust table).
+MAX_LINE = trust.MAX_LINE_BYTES
 _log = log.get("control")
 
 
@@ -80,6 +82,8 @@ class ControlServer:
         self._handlers: dict[str, tuple[Handler, Access]] = {}
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[Connection] = set()
+        self._per_uid: dict[int, int] = {}
+        self.refused_connections = 0
 
     def register(self, op: str, handler: Handler, access: Access) -> None:
         if op in self._handlers:
@@ -110,7 +114,28 @@ class ControlServer:
             self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = Connection(reader, writer, peer_of(writer.get_extra_info("socket")))
+        sock = writer.get_extra_info("socket")
+        peer = peer_of(sock)
+        held = self._per_uid.get(peer.uid, 0)
+        if not peer.is_root and held >= trust.MAX_CONNECTIONS_PER_UID:
+            # Refused before any buffer is read into: one uid cannot starve the socket or the agent's RSS.
+            self.refused_connections += 1
+            if self.refused_connections in (1, 10, 100) or self.refused_connections % 1000 == 0:
+                _log.warning(
+                    "control_connection_cap",
+                    uid=peer.uid,
+                    pid=peer.pid,
+                    held=held,
+                    refused_total=self.refused_connections,
+                )
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.write(b'{"ok":false,"error":"too many connections for this uid","code":75}\n')
+            writer.close()
+            return
+        with contextlib.suppress(OSError):  # a small kernel buffer too (the default is ~200 KiB each way)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        self._per_uid[peer.uid] = held + 1
+        conn = Connection(reader, writer, peer)
         self._connections.add(conn)
         try:
             while True:
@@ -127,6 +152,11 @@ class ControlServer:
         finally:
             conn.closed.set()
             self._connections.discard(conn)
+            left = self._per_uid.get(peer.uid, 1) - 1
+            if left > 0:
+                self._per_uid[peer.uid] = left
+            else:
+                self._per_uid.pop(peer.uid, None)
             writer.close()
 
     async def _dispatch(self, conn: Connection, line: bytes) -> Reply:

@@ -1,9 +1,15 @@
 """The local away endpoint for CTI/softphone software: 127.0.0.1 only, bearer token, CORS by exact origin.
 
-A deliberately small HTTP/1.1 server (one request per connection, bounded head and body, a global token
-bucket, a connection cap, read deadlines): a random web page in the operator's browser can reach
-127.0.0.1, so every request must carry the token (which a page cannot read) and a browser origin must be
-listed. POST needs `application/json`, which forces a CORS preflight for cross-origin pages.
+A deliberately small HTTP/1.1 server (one request per connection, bounded head and body, read deadlines):
+a random web page in the operator's browser can reach 127.0.0.1, so every request must carry the token
+(which a page cannot read) and a browser origin must be listed. POST needs `application/json`, which
+forces a CORS preflight for cross-origin pages.
+
+Budgets are split so that unauthenticated peers cannot starve the real CTI client: the token is checked
+on the head alone, before any body is read; unauthenticated requests draw on their own token bucket (and
+get a bodiless 429 once it is empty), authenticated ones on another; connections still sending
+their head are a bounded pool where a new arrival evicts the oldest (an idle flood cannot keep the client
+out), and only authenticated requests count against `max_connections`.
 
     POST /v1/away  {"reason": "…", "session": "…"?}  → 202 {"accepted": true}
     POST /v1/back  {"session": "…"?}                 → 200 {"ended": [...]}
@@ -29,6 +35,8 @@ from boothguard import log
 
 MAX_HEAD = 8192
 READ_TIMEOUT = 5.0
+HEAD_TIMEOUT = 2.0  # a local client sends its head at once; a slow one is a flooder
+PENDING_PER_CONNECTION = 4  # head-pending pool = max_connections x this
 _log = log.get("lock.http")
 
 AwayFn = Callable[[str, str | None], Awaitable[None]]
@@ -91,6 +99,7 @@ class Request:
     path: str
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    length: int = 0
 
 
 @dataclass
@@ -101,6 +110,8 @@ class HttpStats:
     bad_request: int = 0
     rate_limited: int = 0
     refused_connections: int = 0
+    unauth_dropped: int = 0
+    evicted: int = 0
 
 
 class AwayHttpServer:
@@ -112,6 +123,7 @@ class AwayHttpServer:
         allowed_origins: list[str],
         max_body: int,
         bucket: TokenBucket,
+        unauth_bucket: TokenBucket,
         max_connections: int,
         on_away: AwayFn,
         on_back: BackFn,
@@ -122,10 +134,12 @@ class AwayHttpServer:
         self.allowed_origins = set(allowed_origins)
         self.max_body = max_body
         self.bucket = bucket
+        self.unauth_bucket = unauth_bucket
         self.max_connections = max_connections
         self.on_away, self.on_back, self.state = on_away, on_back, state
         self.stats = HttpStats()
-        self._active = 0
+        self._active = 0  # authenticated requests in progress
+        self._pending: dict[asyncio.StreamWriter, None] = {}  # still sending their head, oldest first
         self._server: asyncio.AbstractServer | None = None
 
     @property
@@ -144,17 +158,39 @@ class AwayHttpServer:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._active >= self.max_connections:
-            self.stats.refused_connections += 1
-            writer.close()
-            return
-        self._active += 1
+        if len(self._pending) >= self.max_connections * PENDING_PER_CONNECTION:
+            oldest = next(iter(self._pending))  # evict, never refuse: the newest may be the real client
+            self._pending.pop(oldest)
+            oldest.close()
+            self.stats.evicted += 1
+        self._pending[writer] = None
         origin: str | None = None
+        counted = False
         try:
             try:
-                async with asyncio.timeout(READ_TIMEOUT):
-                    request = await self._read(reader)
+                try:
+                    async with asyncio.timeout(HEAD_TIMEOUT):
+                        request = await self._read(reader)
+                finally:
+                    self._pending.pop(writer, None)
                 origin = request.headers.get("origin")
+                if not self._authenticated(request):
+                    if not self.unauth_bucket.take():
+                        # Over budget: a 429 from the head alone, no body read.
+                        self.stats.unauth_dropped += 1
+                        self.stats.rate_limited += 1
+                        raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "rate limited")
+                else:
+                    if self._active >= self.max_connections:
+                        self.stats.refused_connections += 1
+                        raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, "too many requests in progress")
+                    if not self.bucket.take():
+                        self.stats.rate_limited += 1
+                        raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "rate limited")
+                    self._active += 1
+                    counted = True
+                    async with asyncio.timeout(READ_TIMEOUT):
+                        await self._read_body(reader, request)
                 status, body = await self._handle(request)
             except HttpError as exc:
                 status, body = exc.status, {"error": str(exc)}
@@ -164,10 +200,15 @@ class AwayHttpServer:
         except (ConnectionError, OSError):
             pass
         finally:
-            self._active -= 1
+            if counted:
+                self._active -= 1
             writer.close()
 
-    async def _read(self, reader: asyncio.StreamReader) -> Request:  # noqa: PLR0912 -- one check per rule
+    def _authenticated(self, req: Request) -> bool:
+        scheme, _, given = req.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
+
+    async def _read(self, reader: asyncio.StreamReader) -> Request:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.LimitOverrunError, ValueError):
@@ -201,17 +242,18 @@ class AwayHttpServer:
         length = int(length_text)
         if length > self.max_body:
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {self.max_body} bytes")
-        if length:
-            try:
-                request.body = await reader.readexactly(length)
-            except asyncio.IncompleteReadError:
-                raise HttpError(HTTPStatus.BAD_REQUEST, "incomplete body") from None
+        request.length = length
         return request
 
+    async def _read_body(self, reader: asyncio.StreamReader, request: Request) -> None:
+        """Only for an authenticated head: nobody else makes us read (or wait for) a body."""
+        if request.length:
+            try:
+                request.body = await reader.readexactly(request.length)
+            except asyncio.IncompleteReadError:
+                raise HttpError(HTTPStatus.BAD_REQUEST, "incomplete body") from None
+
     async def _handle(self, req: Request) -> tuple[int, Mapping[str, Any]]:
-        if not self.bucket.take():
-            self.stats.rate_limited += 1
-            raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "rate limited")
         origin = req.headers.get("origin")
         if origin is not None and origin not in self.allowed_origins:
             self.stats.forbidden_origin += 1
@@ -224,9 +266,7 @@ class AwayHttpServer:
             return HTTPStatus.NO_CONTENT, {}
         if req.method != routes[req.path]:
             raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
-        auth = req.headers.get("authorization", "")
-        scheme, _, given = auth.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+        if not self._authenticated(req):
             self.stats.unauthorized += 1
             raise HttpError(HTTPStatus.UNAUTHORIZED, "bad or missing token")
         if req.method == "GET":

@@ -83,6 +83,10 @@ class LockPlugin:
             bucket=TokenBucket(
                 self.settings.http_rate_per_second, self.settings.http_rate_burst, ctx.monotonic
             ),
+            # Its own budget: a flood without the token never spends the CTI client's.
+            unauth_bucket=TokenBucket(
+                self.settings.http_rate_per_second, self.settings.http_rate_burst, ctx.monotonic
+            ),
             max_connections=self.settings.http_max_connections,
             on_away=self._http_away,
             on_back=self._http_back,

@@ -15,14 +15,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from boothguard import log
+from boothguard.agent import access as trust
 from boothguard.agent.control import Connection, Peer
-from boothguard.agent.plugin import AgentContext, SessionListener
+from boothguard.agent.plugin import AgentContext, Handler, SessionListener
 from boothguard.config import AgentConfig
 from boothguard.errors import EXIT_PERMISSION, EXIT_USAGE
 from boothguard.events import SEVERITY_RANK, Draft
+from boothguard.lock.logind import Logind, LogindError, system_bus_address
 from boothguard.session import protocol as p
 from boothguard.session.fingerprint import load_or_create_key
 from boothguard.session.quarantine import QuarantineError, quarantine
+
+EXIT_RATE = 75  # EX_TEMPFAIL: shed by the connection's budget, try later
+# How long the same refused registration (uid, claimed session, reason) is not reported again.
+DENIED_REPORT_SECONDS = 60.0
 
 _log = log.get("sessions")
 State = Literal["alive", "missing", "ended"]
@@ -54,6 +60,12 @@ def _bad(message: str, code: int = EXIT_USAGE) -> dict[str, Any]:
     return {"ok": False, "error": message, "code": code}
 
 
+def _watched_elsewhere(record: WatcherRecord, conn: Connection) -> bool:
+    """A live watcher on another, still open, connection holds the session (a second one is refused)."""
+    other = record.conn
+    return record.state == "alive" and other is not None and other is not conn and not other.closed.is_set()
+
+
 class SessionsPlugin:
     name = "sessions"
 
@@ -67,19 +79,26 @@ class SessionsPlugin:
         self._ctx: AgentContext | None = None
         self._key = b""
         self.quarantined = 0
+        self._logind: Logind | None = None
+        self._budgets: dict[int, trust.ConnectionBudget] = {}
+        self._denied_reported: dict[tuple[int, str, str], float] = {}
+        self.shed = 0
 
     # -- Plugin ---------------------------------------------------------------------------------------
 
     async def start(self, ctx: AgentContext) -> None:
         self._ctx = ctx
         self._key = await asyncio.to_thread(load_or_create_key, self.key_file)
-        reg = ctx.control.register
-        reg(p.OP_REGISTER, self._op_register, "any")
-        reg(p.OP_HEARTBEAT, self._op_heartbeat, "any")
-        reg(p.OP_EVENT, self._op_event, "any")
-        reg(p.OP_REPLY, self._op_reply, "any")
-        reg(p.OP_GOODBYE, self._op_goodbye, "any")
-        reg(p.OP_QUARANTINE, self._op_quarantine, "any")
+        handlers: dict[str, Handler] = {
+            p.OP_REGISTER: self._op_register,
+            p.OP_HEARTBEAT: self._op_heartbeat,
+            p.OP_EVENT: self._op_event,
+            p.OP_REPLY: self._op_reply,
+            p.OP_GOODBYE: self._op_goodbye,
+            p.OP_QUARANTINE: self._op_quarantine,
+        }
+        for op, handler in handlers.items():  # who may call each, and its budget: boothguard/agent/access.py
+            ctx.control.register(op, self._budgeted(op, handler), trust.WATCHER_OPS[op].access)
         ctx.services["sessions"] = self
         self._spawn(self._monitor())
 
@@ -89,6 +108,9 @@ class SessionsPlugin:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for fut, _ in self._pending.values():
             fut.cancel()
+        if self._logind is not None:
+            with contextlib.suppress(TimeoutError):  # a stuck bus must not hold up the agent's stop
+                await asyncio.wait_for(self._logind.close(), 2.0)
 
     def status(self) -> dict[str, Any]:
         now = self._now()
@@ -108,10 +130,12 @@ class SessionsPlugin:
                     "missing_capabilities": r.missing,
                     "events": r.events,
                     "dropped": r.dropped,
+                    "logind_bound": r.extra.get("bound", False),
                 }
                 for r in self._records.values()
             ],
             "quarantined": self.quarantined,
+            "shed": self.shed,
         }
 
     async def handle_command(self, command: Mapping[str, Any]) -> bool | None:
@@ -215,7 +239,15 @@ class SessionsPlugin:
         )
         old = self._records.get(sid)
         if old is not None and old.uid != peer.uid and not peer.is_root and old.state != "ended":
-            return _bad("session belongs to another user", EXIT_PERMISSION)
+            return await self._deny(peer, sid, "session belongs to another user")
+        if old is not None and _watched_elsewhere(old, conn):
+            return await self._deny(peer, sid, "the session already has a watcher")
+        bound = False
+        if not peer.is_root:
+            refusal = await self._bind(peer, sid)
+            if refusal is not None:
+                return await self._deny(peer, sid, refusal)
+            bound = True
         now = self._now()
         record = WatcherRecord(
             session_id=sid,
@@ -228,6 +260,7 @@ class SessionsPlugin:
             conn=conn,
             last_heartbeat=now,
             registered_at=now,
+            extra={"bound": bound},
         )
         if old is not None and old.conn is not None and old.conn is not conn:
             self._by_conn.pop(id(old.conn), None)
@@ -261,6 +294,90 @@ class SessionsPlugin:
             "fingerprint_key": self._key.hex(),
             **self._policy(),
         }
+
+    async def _bind(self, peer: Peer, sid: str) -> str | None:
+        """None when logind puts the peer's pid in session `sid` owned by the peer's uid; else why not."""
+        try:
+            if self._logind is None or not self._logind.connected:
+                self._logind = Logind(system_bus_address(self.config.lock.bus_address), self._now)
+                await self._logind.connect()
+            info = await self._logind.session_by_pid(peer.pid)
+        except LogindError as exc:
+            _log.warning("watcher_bind_failed", uid=peer.uid, pid=peer.pid, error=str(exc))
+            return "logind is not reachable: cannot bind the watcher to a session"
+        if info is None:
+            return f"pid {peer.pid} is in no logind session"
+        if info.id != sid:
+            return f"pid {peer.pid} is in logind session {info.id}, not {sid}"
+        if info.uid != peer.uid:
+            return f"logind session {sid} belongs to uid {info.uid}"
+        return None
+
+    async def _deny(self, peer: Peer, sid: str, reason: str) -> dict[str, Any]:
+        _log.warning("watcher_register_denied", session=sid, uid=peer.uid, pid=peer.pid, reason=reason)
+        now = self._now()
+        key = (peer.uid, sid, reason)
+        last = self._denied_reported.get(key)
+        if (
+            last is None or now - last >= DENIED_REPORT_SECONDS
+        ):  # a retrying watcher is reported once a minute
+            if len(self._denied_reported) > 1024:
+                self._denied_reported.clear()
+            self._denied_reported[key] = now
+            await self._emit(
+                Draft(
+                    "session.register_denied",
+                    "high",
+                    {"uid": peer.uid, "pid": peer.pid, "claimed_session": sid, "reason": reason},
+                    peer.user,
+                )
+            )
+        return _bad(f"registration refused: {reason}", EXIT_PERMISSION)
+
+    def _budgeted(self, op: str, handler: Handler) -> Handler:
+        async def guarded(peer: Peer, req: Mapping[str, Any], conn: Connection) -> dict[str, Any]:
+            if peer.is_root:
+                return await handler(peer, req, conn)
+            budget = self._budgets.get(id(conn))
+            if budget is None:
+                budget = self._budgets[id(conn)] = trust.ConnectionBudget(self._now)
+                self._spawn(self._forget_budget(peer, conn, budget))
+            if not budget.admit(op):
+                self.shed += 1
+                await self._report_flood(peer, conn, budget, force=False)
+                return _bad(f"{op}: rate limit exceeded for this connection", EXIT_RATE)
+            return await handler(peer, req, conn)
+
+        return guarded
+
+    async def _forget_budget(self, peer: Peer, conn: Connection, budget: trust.ConnectionBudget) -> None:
+        await conn.closed.wait()
+        self._budgets.pop(id(conn), None)
+        await self._report_flood(peer, conn, budget, force=True)
+
+    async def _report_flood(
+        self, peer: Peer, conn: Connection, budget: trust.ConnectionBudget, *, force: bool
+    ) -> None:
+        counts = budget.due_report(force)
+        if counts is None:
+            return
+        record = self._record_of(conn)
+        sid = record.session_id if record is not None else self._by_conn.get(id(conn))
+        _log.warning("watcher_flood", session=sid, uid=peer.uid, pid=peer.pid, shed=counts)
+        await self._emit(
+            Draft(
+                "watcher.flood",
+                "medium",
+                {
+                    "session_id": sid,
+                    "uid": peer.uid,
+                    "pid": peer.pid,
+                    "shed": counts,
+                    "shed_total": budget.shed_total,
+                },
+                peer.user,
+            )
+        )
 
     async def _watch_connection(self, record: WatcherRecord, conn: Connection) -> None:
         await conn.closed.wait()
@@ -312,12 +429,20 @@ class SessionsPlugin:
         etype, severity, data = req.get("type"), req.get("severity", "info"), req.get("data", {})
         if not isinstance(etype, str) or not isinstance(data, dict) or severity not in SEVERITY_RANK:
             return _bad("event needs type, severity and a data object")
-        if not peer.is_root and not etype.startswith(p.WATCHER_TYPE_PREFIXES):
+        if not peer.is_root and etype not in trust.WATCHER_EVENTS:
+            owner = "agent-owned" if etype in trust.AGENT_EVENTS else "not a watcher event type"
+            _log.warning("watcher_event_refused", session=record.session_id, type=etype, uid=peer.uid)
             return _bad(
-                f"watchers may only send {', '.join(p.WATCHER_TYPE_PREFIXES)} events", EXIT_PERMISSION
+                f"{etype} is {owner}; a watcher may send {', '.join(trust.WATCHER_EVENTS)}", EXIT_PERMISSION
             )
         if len(json.dumps(data)) > p.MAX_EVENT_DATA_BYTES:
             return _bad("event data too large")
+        data = {k: v for k, v in data.items() if k not in ("session_id", "watcher_severity")}
+        if etype in trust.WATCHER_EVENTS:
+            stored = trust.capped_severity(etype, severity)
+            if stored != severity:  # the agent decides severity; the watcher's claim stays on record
+                data["watcher_severity"] = severity
+                severity = stored
         try:
             draft = Draft(etype, severity, {**data, "session_id": record.session_id}, user=peer.user)
         except ValueError as exc:
