@@ -132,11 +132,11 @@ PASTERS: list[subprocess.Popen[bytes]] = []
 PASTER = Path(__file__).with_name("x11_paster.py")
 
 
-def _paste(display: str, name: str) -> tuple[int, bytes]:
+def _paste(display: str, name: str, selection: str = "CLIPBOARD") -> tuple[int, bytes]:
     """Paste the clipboard like an application would: a real client named `name` asking the owner
     (ConvertSelection) and staying open, as an editor does, until the end of the test (`_reap`)."""
     proc = subprocess.Popen(
-        [sys.executable, str(PASTER), name],
+        [sys.executable, str(PASTER), name, selection],
         env=x_env(display),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -214,6 +214,26 @@ def test_paste_of_personal_data_is_reported_with_both_apps(
     pastes = [e for e in agent.events("clipboard.paste") if e["seq"] > before]
     assert [e["data"]["target_pid"] for e in pastes] == [paster2]
     assert os.getpid() not in {e["data"]["target_pid"] for e in agent.events("clipboard.paste")}
+
+
+def test_primary_selection_is_watched_by_default(
+    stack: tuple[Agent, WatcherProc, Path], xdisplay: str
+) -> None:
+    """Selecting text owns PRIMARY and a middle-click pastes it: a copy and a paste without CLIPBOARD."""
+    agent, _, _ = stack
+    before = _last_seq(agent)
+    proc = xclip_copy(xdisplay, f"card {CARD}".encode(), selection="primary")
+    try:
+        copy = _copy_event(agent, proc.pid, before)
+        paster, out = _paste(xdisplay, "notes", "PRIMARY")
+        assert out == f"card {CARD}".encode()
+        ev = _paste_event(agent, paster, before)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert copy["data"]["pii"] == {"credit_card": 1}
+    assert ev["data"]["selection"] == "PRIMARY"
+    assert ev["data"]["pii"] == {"credit_card": 1}
 
 
 def test_forking_owner_is_found_through_its_process_group(
