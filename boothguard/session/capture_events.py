@@ -45,7 +45,14 @@ class CaptureEvents(WatcherBase):
             return
         if self._dedupe(("record", cap.pid or cap.client_base)):
             return
-        what = {"request": cap.request, "root": cap.root, "width": cap.width, "height": cap.height}
+        what = {
+            "request": cap.request,
+            "root": cap.root,
+            "width": cap.width,
+            "height": cap.height,
+            "pixels": cap.pixels,  # summed over the client's requests in the window (tiles add up)
+            "requests": cap.requests,
+        }
         self._detected("record", cap.app, cap.pid, what, cap.pid_source)
 
     def _detected(

@@ -303,6 +303,34 @@ def test_capture_clients_are_caught_with_their_pid(
         assert ev["data"]["what"]["root"] is True
 
 
+def test_screen_read_as_small_tiles_adds_up_to_a_capture(
+    stack: tuple[Agent, WatcherProc, Path], xdisplay: str
+) -> None:
+    """Issue 14: 64x63 GetImage tiles (4032 px, each under min_pixels 4096) covering the screen."""
+    agent, _, _ = stack
+    before = _last_seq(agent)
+    tiler = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("x11_tiler.py"))],
+        env=x_env(xdisplay),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert tiler.stdout is not None
+        assert tiler.stdout.readline().startswith(b"tiles ")
+        ev = agent.wait_event(
+            "screenshot.detected",
+            lambda e: e["seq"] > before and e["data"]["method"] == "record" and e["data"]["pid"] == tiler.pid,
+        )
+    finally:
+        tiler.kill()
+        tiler.wait(timeout=10)
+    what = ev["data"]["what"]
+    assert (what["request"], what["root"], what["width"], what["height"]) == ("GetImage", True, 64, 63)
+    assert what["pixels"] >= 4096
+    assert what["requests"] >= 2
+
+
 def test_file_dropped_into_screenshot_dir(stack: tuple[Agent, WatcherProc, Path], tmp_path: Path) -> None:
     agent, _, home = stack
     before = _last_seq(agent)
