@@ -190,3 +190,54 @@ def test_renameat2_exchange_race_never_reaches_a_root_file(base: Path, operator:
     assert any(r["ok"] for r in results)
     # Whenever the operator's open landed on the root's file, the agent refused it by owner.
     assert {r.get("error") for r in results if not r["ok"]} <= {"file not owned by the requesting user"}
+
+
+FLIPPER = r"""
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+a, b, end = sys.argv[1].encode(), sys.argv[2].encode(), time.time() + float(sys.argv[3])
+while time.time() < end:
+    libc.renameat2(-100, a, -100, b, 2)
+"""
+
+
+def test_race_control_a_path_based_root_unlink_is_steered(base: Path, operator: pwd.struct_passwd) -> None:
+    """The control for the test above: what the old path-based op did (check the operator's file by lstat,
+    then unlink the path as root) loses the race here, so the fd test's surviving canary means something.
+    Measured with the old quarantine(): the root-owned canary was gone after 3 attempts (< 0.01 s)."""
+    home = _own_dir(base, operator)
+    shots = home / "shots"
+    shots.mkdir()
+    (shots / "cap.png").write_bytes(b"png")
+    for p in (shots, shots / "cap.png"):
+        os.chown(p, operator.pw_uid, operator.pw_gid)
+    rootdir = base / "rootdir"
+    rootdir.mkdir()
+    canary = rootdir / "cap.png"
+    canary.write_bytes(b"spool.db stand-in")
+    link = home / "link"
+    link.symlink_to(rootdir)
+    os.lchown(link, operator.pw_uid, operator.pw_gid)
+    flipper = subprocess.Popen(
+        ["setpriv", f"--reuid={operator.pw_uid}", f"--regid={operator.pw_gid}", "--clear-groups",
+         "/usr/bin/python3", "-c", FLIPPER, str(shots), str(link), "20"],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while canary.exists() and time.monotonic() < deadline:
+            path = shots / "cap.png"
+            try:
+                st = os.lstat(path)
+                if st.st_uid == operator.pw_uid:  # the old op's owner check ...
+                    os.unlink(path)  # ... then root resolves the path again
+            except OSError:
+                pass
+            for d in (shots, link):  # put the operator's file back wherever the flip left their dir
+                target = Path(os.path.realpath(d)) / "cap.png"
+                if target.parent != rootdir and not target.exists():
+                    target.write_bytes(b"png")
+                    os.chown(target, operator.pw_uid, operator.pw_gid)
+    finally:
+        flipper.kill()
+        flipper.wait(timeout=10)
+    assert not canary.exists(), "the race never reached the root file: the fd test above proves nothing"
