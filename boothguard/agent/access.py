@@ -40,7 +40,6 @@ WATCHER_OPS: Final[dict[str, OpRule]] = {
     "watcher.event": OpRule("any", rate_per_s=20.0, burst=100, bound=True),
     "watcher.reply": OpRule("any", rate_per_s=10.0, burst=20, bound=True),
     "watcher.goodbye": OpRule("any", rate_per_s=0.5, burst=2, bound=True),
-    "session.quarantine": OpRule("any", rate_per_s=2.0, burst=10, bound=True),
 }
 
 # Event types a non-root watcher may send, each with the highest severity it may carry. The ceilings are

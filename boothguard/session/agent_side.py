@@ -24,7 +24,7 @@ from boothguard.events import SEVERITY_RANK, Draft
 from boothguard.lock.logind import Logind, LogindError, system_bus_address
 from boothguard.session import protocol as p
 from boothguard.session.fingerprint import load_or_create_key
-from boothguard.session.quarantine import QuarantineError, quarantine
+from boothguard.session.quarantine_door import QuarantineDoor, door_path
 
 EXIT_RATE = 75  # EX_TEMPFAIL: shed by the connection's budget, try later
 # How long the same refused registration (uid, claimed session, reason) is not reported again.
@@ -83,6 +83,7 @@ class SessionsPlugin:
         self._budgets: dict[int, trust.ConnectionBudget] = {}
         self._denied_reported: dict[tuple[int, str, str], float] = {}
         self.shed = 0
+        self._door: QuarantineDoor | None = None
 
     # -- Plugin ---------------------------------------------------------------------------------------
 
@@ -95,11 +96,20 @@ class SessionsPlugin:
             p.OP_EVENT: self._op_event,
             p.OP_REPLY: self._op_reply,
             p.OP_GOODBYE: self._op_goodbye,
-            p.OP_QUARANTINE: self._op_quarantine,
         }
         for op, handler in handlers.items():  # who may call each, and its budget: boothguard/agent/access.py
             ctx.control.register(op, self._budgeted(op, handler), trust.WATCHER_OPS[op].access)
         ctx.services["sessions"] = self
+        if self.config.screenshot.policy == "quarantine":  # the door exists only when the policy asks
+            self._door = QuarantineDoor(
+                door_path(self.config.socket_path),
+                self._bound_watcher,
+                qdir=self.quarantine_dir,
+                max_bytes=self.config.screenshot.quarantine_max_bytes,
+                wall_clock=ctx.wall_clock,
+                on_done=self._quarantine_done,
+            )
+            await self._door.start()
         self._spawn(self._monitor())
 
     async def stop(self) -> None:
@@ -111,6 +121,8 @@ class SessionsPlugin:
         if self._logind is not None:
             with contextlib.suppress(TimeoutError):  # a stuck bus must not hold up the agent's stop
                 await asyncio.wait_for(self._logind.close(), 2.0)
+        if self._door is not None:
+            await self._door.stop()
 
     def status(self) -> dict[str, Any]:
         now = self._now()
@@ -511,26 +523,12 @@ class SessionsPlugin:
                 if record.state == "alive" and now - record.last_heartbeat > timeout:
                     await self._set_missing(record, "heartbeat_timeout")
 
-    async def _op_quarantine(self, peer: Peer, req: Mapping[str, Any], conn: Connection) -> dict[str, Any]:
-        record = self._record_of(conn)
-        if record is None:
-            return _bad("not registered")
-        path = req.get("path")
-        if not isinstance(path, str) or not path:
-            return _bad("path needed")
-        assert self._ctx is not None
-        try:
-            name, size = await asyncio.to_thread(
-                quarantine,
-                Path(path),
-                peer.uid,
-                self.quarantine_dir,
-                self.config.screenshot.quarantine_max_bytes,
-                self._ctx.wall_clock(),
-            )
-        except (QuarantineError, OSError) as exc:
-            _log.warning("quarantine_failed", session=record.session_id, error=str(exc))
-            return _bad(f"quarantine failed: {exc}", 1)
-        self.quarantined += 1
-        _log.info("quarantined", session=record.session_id, name=name, bytes=size)
-        return {"quarantined": name, "bytes": size}
+    def _bound_watcher(self, session_id: str) -> tuple[int, int] | None:
+        record = self._records.get(session_id)
+        if record is None or record.state != "alive" or record.conn is None:
+            return None
+        return record.uid, record.pid
+
+    def _quarantine_done(self, session_id: str, ok: bool, info: dict[str, Any]) -> None:
+        if ok:
+            self.quarantined += 1

@@ -13,8 +13,6 @@ from typing import Any
 import psutil
 
 from boothguard import log
-from boothguard.session import protocol as p
-from boothguard.session.link import LinkDown
 from boothguard.session.watcher_base import WatcherBase, call_soon
 
 _log = log.get("watcher")
@@ -47,7 +45,14 @@ class CaptureEvents(WatcherBase):
             return
         if self._dedupe(("record", cap.pid or cap.client_base)):
             return
-        what = {"request": cap.request, "root": cap.root, "width": cap.width, "height": cap.height}
+        what = {
+            "request": cap.request,
+            "root": cap.root,
+            "width": cap.width,
+            "height": cap.height,
+            "pixels": cap.pixels,  # summed over the client's requests in the window (tiles add up)
+            "requests": cap.requests,
+        }
         self._detected("record", cap.app, cap.pid, what, cap.pid_source)
 
     def _detected(
@@ -120,11 +125,11 @@ class CaptureEvents(WatcherBase):
                 ok, error = False, exc.strerror or repr(exc)
         else:
             try:
-                reply = await self.link.request(p.OP_QUARANTINE, path=str(path))
+                reply = await asyncio.to_thread(self._hand_over, path)
                 ok = bool(reply.get("ok"))
                 error = None if ok else str(reply.get("error"))
                 extra = {"quarantined": reply.get("quarantined")} if ok else {}
-            except (LinkDown, TimeoutError, ConnectionError, OSError) as exc:
+            except (TimeoutError, ConnectionError, OSError, ValueError) as exc:
                 ok, error = False, f"agent unreachable: {type(exc).__name__}"
         self._send(
             "screenshot.blocked",
@@ -139,6 +144,25 @@ class CaptureEvents(WatcherBase):
                 **extra,
             },
         )
+
+    def _hand_over(self, path: Path) -> dict[str, Any]:
+        """Open the file as the operator, hand the fd to the agent, and unlink it once the copy is safe;
+        root never sees the path (issue 14: a swapped directory made root unlink its own files)."""
+        from boothguard.session.quarantine_door import door_path, hand_over
+
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            reply = hand_over(door_path(self.opts.socket_path), self.opts.session_id, fd, path.name)
+        finally:
+            os.close(fd)
+        if reply.get("ok"):
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                os.unlink(path)
+            else:
+                reply = {**reply, "ok": False, "error": "file was replaced while being quarantined"}
+        return reply
 
 
 async def _settle(path: Path, timeout: float = 2.0) -> None:

@@ -28,8 +28,18 @@ _NOT_PERSONAL = re.compile(
 _CONTEXT_CHARS = 24
 
 
+# Other punctuation people put between digit groups (4111.1111.1111.1111, 03/1234/5678, 090・1234・5678).
+# Folded to "-" only in runs of three or more groups with one separator, so decimals (3.14), times and
+# 123.4567 stay what they are.
+_GROUP_RUN = re.compile(r"\d+([./\u30fb\u00b7\u2022\u2219_])\d+(?:\1\d+)+", re.ASCII)
+
+
+def _fold_groups(m: re.Match[str]) -> str:
+    return m.group(0).replace(m.group(1), "-")
+
+
 def normalize(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).translate(_DASHES)
+    return _GROUP_RUN.sub(_fold_groups, unicodedata.normalize("NFKC", text).translate(_DASHES))
 
 
 def luhn_ok(digits: str) -> bool:
@@ -149,16 +159,14 @@ def _card(text: str, m: re.Match[str]) -> bool:
         groups = tuple(len(g) for g in re.split(r"[ -]", raw))
         if groups not in _CARD_GROUPINGS:
             return False
-    return luhn_ok(digits) and card_issuer(digits) is not None and not _preceded_by_id_word(text, m.start())
+    # No id-word exclusion: a Luhn-valid number of an issuer's shape is a card even after 注文番号 (issue 14).
+    return luhn_ok(digits) and card_issuer(digits) is not None
 
 
 def _my_number(text: str, m: re.Match[str]) -> bool:
     digits = _digits(m.group(0))
-    return (
-        my_number_ok(digits)
-        and not _looks_like_timestamp(digits)
-        and not _preceded_by_id_word(text, m.start())
-    )
+    # As for cards, an id word does not excuse a number whose check digit makes it a valid My Number.
+    return my_number_ok(digits) and not _looks_like_timestamp(digits)
 
 
 def _phone(text: str, m: re.Match[str]) -> bool:

@@ -63,7 +63,7 @@ class ClipboardPolicy:
     enabled: bool = True
     policy: Literal["report", "clear"] = "report"
     allow_apps: tuple[str, ...] = ()
-    watch_primary: bool = False
+    watch_primary: bool = True
     max_read_bytes: int = 4 * 1024 * 1024
     convert_timeout_seconds: float = 2.0
     watcher_heartbeat_seconds: float = 5.0

@@ -8,7 +8,9 @@ Watcher → agent (requests; each answered `{"id": …, "ok": …}`):
 - `watcher.reply` {rid, …answer}
 - `watcher.goodbye` {reason}: `display_closed` / `session_ended` end the session cleanly; anything else
   (a SIGTERM while the display is still up) is reported as the watcher going missing
-- `session.quarantine` {path} → {quarantined, bytes}: the agent (root) moves a capture file out of reach
+
+Quarantine (only when the screenshot policy is `quarantine`) is not on this socket: the watcher opens the
+capture file itself and hands the fd over SCM_RIGHTS to `quarantine.sock` next to it (quarantine_door.py).
 
 Agent → watcher (pushes on the registered connection): `{"push": NAME, "rid": …, …}` with NAME one of
 `screensaver_state`, `lock_fallback` {commands}, `notify` {kind, params}, `config` {clipboard, screenshot}.
@@ -23,7 +25,6 @@ OP_HEARTBEAT = "watcher.heartbeat"
 OP_EVENT = "watcher.event"
 OP_REPLY = "watcher.reply"
 OP_GOODBYE = "watcher.goodbye"
-OP_QUARANTINE = "session.quarantine"
 
 PUSH_SCREENSAVER = "screensaver_state"
 PUSH_LOCK_FALLBACK = "lock_fallback"

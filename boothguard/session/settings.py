@@ -24,7 +24,7 @@ class ClipboardSection(Section):
     # severity info and never cleared; a paste of personal data (X11) is reported unless both the copying
     # and the pasting app are listed (clipboard managers paste every copy: list them too).
     allow_apps: list[str] = Field(default_factory=list)
-    watch_primary: bool = False
+    watch_primary: bool = True  # a selection + middle-click is a copy and paste too
     # Text beyond this is not read (the size is still reported, `truncated: true`).
     max_read_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     convert_timeout_seconds: float = Field(default=2.0, gt=0, le=30)

@@ -22,6 +22,7 @@ from Xlib.ext import record
 
 from boothguard import log
 from boothguard.session import owner as owner_mod
+from boothguard.session.capture_tally import CaptureTally
 
 _log = log.get("capture")
 GET_IMAGE = 73
@@ -42,6 +43,8 @@ class CaptureRequest:
     app: str | None
     pid_source: str
     observed_at: float
+    pixels: int = 0  # what this client read within the tally window (tiles add up)
+    requests: int = 1
 
 
 # Conversions that move no content: a client asking what is offered, or since when.
@@ -82,6 +85,7 @@ class RecordCapture:
         self._paste_atoms: dict[int, str] = {}
         self._atom_names: dict[int, str] = {}
         self.min_pixels = min_pixels
+        self._tally = CaptureTally(min_pixels)
         self._clock = clock
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -181,6 +185,7 @@ class RecordCapture:
 
     def _client_died(self, base: int) -> None:
         with self._lookup_lock:
+            self._tally.forget(base)
             self._clients.pop(base, None)  # the server hands this base to the next client that connects
 
     def _client(self, base: int, requestor: int) -> tuple[int, owner_mod.ProcessInfo]:
@@ -200,7 +205,8 @@ class RecordCapture:
         if parsed is None:
             return
         name, drawable, width, height = parsed
-        if width * height < self.min_pixels:
+        tally = self._tally.add(client_base, width * height, observed)
+        if tally is None:
             return
         self.seen += 1
         with self._lookup_lock:  # who it was when it connected; a one-shot capture tool may be gone by now
@@ -220,6 +226,8 @@ class RecordCapture:
                 app=proc.app,
                 pid_source=proc.source,
                 observed_at=observed,
+                pixels=tally.pixels,
+                requests=tally.requests,
             )
         )
 

@@ -44,15 +44,29 @@ TRUE_POSITIVES: list[tuple[str, dict[str, int]]] = [
         "カード 4111 1111 1111 1111",
         {"postal_code_jp": 1, "phone_jp": 2, "email": 1, "credit_card": 1},
     ),
+    # Issue 14: an id word does not excuse a valid card / My Number; dots and other punctuation separate.
+    ("注文番号: 4111111111111111", {"credit_card": 1}),
+    ("order no. 4111-1111-1111-1111", {"credit_card": 1}),
+    ("取引番号: 5105105105105100", {"credit_card": 1}),
+    ("伝票番号 123456789018", {"my_number": 1}),
+    ("Order #123456789018", {"my_number": 1}),
+    ("4111.1111.1111.1111", {"credit_card": 1}),
+    ("4111/1111/1111/1111", {"credit_card": 1}),
+    ("4111・1111・1111・1111", {"credit_card": 1}),
+    ("4111･1111･1111･1111", {"credit_card": 1}),
+    ("4111－1111－1111－1111", {"credit_card": 1}),
+    ("5105_1051_0510_5100", {"credit_card": 1}),
+    ("TEL 090.1234.5678", {"phone_jp": 1}),
+    ("03・3400・1234", {"phone_jp": 1}),
+    ("1234.5678.9018", {"my_number": 1}),
 ]
 
 FALSE_POSITIVES: list[str] = [
-    "注文番号: 4111111111111111",
-    "Order #123456789018",
-    "order no. 4111-1111-1111-1111",
+    "注文番号: 4111111111111112",  # an id word excuses digits that cannot be a card
+    "伝票番号 123456789019",  # ... or a My Number (wrong check digit)
+    "3.14 / 123.4567 / 2023.01.15 / 12:30",  # dots fold only in runs of 3+ groups
     "Invoice INV-2023-000123",
     "請求書番号 2023-0615-0001",
-    "伝票番号 123456789018",
     "2023-01-15 12:34:56",
     "2023-01-15T12:34:56.789Z",
     "202301151234",
@@ -75,7 +89,6 @@ FALSE_POSITIVES: list[str] = [
     "version 10.0.19041.1234",
     "user@localhost",
     "ID 123456789019",
-    "取引番号: 5105105105105100",
     "12:30-13:45",
     "page 100-120",
 ]

@@ -132,11 +132,11 @@ PASTERS: list[subprocess.Popen[bytes]] = []
 PASTER = Path(__file__).with_name("x11_paster.py")
 
 
-def _paste(display: str, name: str) -> tuple[int, bytes]:
+def _paste(display: str, name: str, selection: str = "CLIPBOARD") -> tuple[int, bytes]:
     """Paste the clipboard like an application would: a real client named `name` asking the owner
     (ConvertSelection) and staying open, as an editor does, until the end of the test (`_reap`)."""
     proc = subprocess.Popen(
-        [sys.executable, str(PASTER), name],
+        [sys.executable, str(PASTER), name, selection],
         env=x_env(display),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -216,6 +216,26 @@ def test_paste_of_personal_data_is_reported_with_both_apps(
     assert os.getpid() not in {e["data"]["target_pid"] for e in agent.events("clipboard.paste")}
 
 
+def test_primary_selection_is_watched_by_default(
+    stack: tuple[Agent, WatcherProc, Path], xdisplay: str
+) -> None:
+    """Selecting text owns PRIMARY and a middle-click pastes it: a copy and a paste without CLIPBOARD."""
+    agent, _, _ = stack
+    before = _last_seq(agent)
+    proc = xclip_copy(xdisplay, f"card {CARD}".encode(), selection="primary")
+    try:
+        copy = _copy_event(agent, proc.pid, before)
+        paster, out = _paste(xdisplay, "notes", "PRIMARY")
+        assert out == f"card {CARD}".encode()
+        ev = _paste_event(agent, paster, before)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert copy["data"]["pii"] == {"credit_card": 1}
+    assert ev["data"]["selection"] == "PRIMARY"
+    assert ev["data"]["pii"] == {"credit_card": 1}
+
+
 def test_forking_owner_is_found_through_its_process_group(
     stack: tuple[Agent, WatcherProc, Path], xdisplay: str
 ) -> None:
@@ -281,6 +301,34 @@ def test_capture_clients_are_caught_with_their_pid(
         assert ev["data"]["app"] == argv[0]
         assert ev["data"]["what"]["request"] == request
         assert ev["data"]["what"]["root"] is True
+
+
+def test_screen_read_as_small_tiles_adds_up_to_a_capture(
+    stack: tuple[Agent, WatcherProc, Path], xdisplay: str
+) -> None:
+    """Issue 14: 64x63 GetImage tiles (4032 px, each under min_pixels 4096) covering the screen."""
+    agent, _, _ = stack
+    before = _last_seq(agent)
+    tiler = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("x11_tiler.py"))],
+        env=x_env(xdisplay),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert tiler.stdout is not None
+        assert tiler.stdout.readline().startswith(b"tiles ")
+        ev = agent.wait_event(
+            "screenshot.detected",
+            lambda e: e["seq"] > before and e["data"]["method"] == "record" and e["data"]["pid"] == tiler.pid,
+        )
+    finally:
+        tiler.kill()
+        tiler.wait(timeout=10)
+    what = ev["data"]["what"]
+    assert (what["request"], what["root"], what["width"], what["height"]) == ("GetImage", True, 64, 63)
+    assert what["pixels"] >= 4096
+    assert what["requests"] >= 2
 
 
 def test_file_dropped_into_screenshot_dir(stack: tuple[Agent, WatcherProc, Path], tmp_path: Path) -> None:
