@@ -129,6 +129,11 @@ class SpoolWriter:
         return True
 
     @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The writer loop (for the agent's supervisor)."""
+        return self._task
+
+    @property
     def queued(self) -> int:
         return len(self._items)
 

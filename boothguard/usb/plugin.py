@@ -46,6 +46,7 @@ class UsbPlugin:
     async def start(self, ctx: AgentContext) -> None:
         self.guard = UsbGuard(self._sysfs_factory(self.settings), self.settings, self._enqueue, ctx.monotonic)
         self._task = asyncio.create_task(self._drain(ctx.events), name="usb-events")
+        ctx.watch(self._task, "usb-events")
         state = ctx.config.agent.state_dir / "usb-exceptions.json"
         ex = exc_mod.UsbExceptions(
             self.guard, self.guard.sysfs, self._enqueue, ctx.monotonic, ctx.wall_clock, state
@@ -53,6 +54,7 @@ class UsbPlugin:
         self.guard.exceptions = self.exceptions = ex
         ctx.control.register(exc_mod.OP_ALLOW, exc_mod.control_handler(ex), "root")
         self._expiry = asyncio.create_task(exc_mod.expiry_loop(ex), name="usb-exceptions")
+        ctx.watch(self._expiry, "usb-exceptions")
         if self.settings.mode == "off":
             _log.info("usb_off")
             return
