@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import threading
 import time
 from collections import deque
@@ -19,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, TypeVar
 
 from boothguard import log
@@ -62,8 +65,11 @@ class SpoolWriter:
         self._gate = threading.Event()  # set: nothing more to seal in the commit in flight
         self._gate.set()
         self._task: asyncio.Task[None] | None = None
-        self.lost_queue_full = 0
-        self._lost_taken = 0
+        self._ahead: _Burst | None = None  # taken and sealing while the commit before it is in flight
+        # Every event lost before the spool, by reason; each is declared by a `spool.gap` (see `record_lost`).
+        self.lost: dict[str, int] = {}
+        self._lost_taken: dict[str, int] = {}
+        self._carried: Path | None = None  # losses of the last run, declared once this run commits
         self.sealed_ahead = 0  # bursts sealed while the commit before them was in flight
         self.recommits = 0  # failed commits whose bursts were sealed again and written by the retry path
         self.committed = asyncio.Event()  # set after each commit; the shipper waits on it
@@ -81,8 +87,23 @@ class SpoolWriter:
         """Queue a spool call now, in order with every later call, without waiting for it."""
         return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    @property
+    def lost_queue_full(self) -> int:
+        return self.lost.get("queue_full", 0)
+
+    @property
+    def _lost_file(self) -> Path:
+        return self.spool.path.with_name("lost-at-stop.json")
+
+    def record_lost(self, reason: str, count: int = 1) -> None:
+        """The one way to lose an event: counted here (heartbeat, status) and declared by a `spool.gap`
+        with this reason, written with the next group commit."""
+        self.lost[reason] = self.lost.get(reason, 0) + count
+        self._wake.set()
+
     async def start(self) -> list[Body]:
         recovered = await self.call(self.spool.open)
+        self._carry_over()
         self._task = asyncio.create_task(self._run(), name="spool-writer")
         return recovered
 
@@ -115,14 +136,18 @@ class SpoolWriter:
     async def emit(self, draft: Draft) -> Body:
         while True:
             try:
-                return await self.submit(draft)
+                return await self.submit(draft)  # once submitted, a cancelled caller's draft is still written
             except QueueFull:
                 self._space.clear()
-                await self._space.wait()
+                try:
+                    await self._space.wait()
+                except asyncio.CancelledError:
+                    self.record_lost("emit_cancelled")  # e.g. a plugin drain stopped while we were full
+                    raise
 
     def try_emit(self, draft: Draft) -> bool:
         if len(self._items) >= self.queue_max:
-            self.lost_queue_full += 1
+            self.record_lost("queue_full")
             return False
         self._items.append((draft, None))
         self._wake.set()
@@ -138,37 +163,45 @@ class SpoolWriter:
         return len(self._items)
 
     async def _run(self) -> None:
-        ahead: _Burst | None = None
+        self._ahead = None
         while True:
-            if ahead is None:
+            if self._ahead is None:
                 if not self._items:
                     self._idle.set()
                     self._wake.clear()
                     await self._wake.wait()
                     self._idle.clear()
                 burst = self._take()
+                if not burst.drafts:
+                    continue
             else:
-                burst, ahead = ahead, None
+                burst, self._ahead = self._ahead, None
             self._gate = gate = threading.Event()
             sealings: list[Sealing] = []  # what the commit sealed, for a rewind
             commit = asyncio.ensure_future(self._commit(burst, gate, sealings))
             if self._items:
-                ahead = self._take()
+                self._ahead = self._take()
                 loop = asyncio.get_running_loop()
-                ahead.sealed = loop.run_in_executor(self._sealer, self._seal_when_open, gate, ahead.drafts)
+                self._ahead.sealed = loop.run_in_executor(
+                    self._sealer, self._seal_when_open, gate, self._ahead.drafts
+                )
                 self.sealed_ahead += 1
-            done = [burst] if ahead is None else [burst, ahead]
+            done = [burst] if self._ahead is None else [burst, self._ahead]
             try:
                 committed = await commit
                 done = [burst]
             except BaseException:
                 gate.set()
-                ahead = None
+                self._ahead = None
                 recommitted = await self._recommit(done, sealings)
                 if recommitted is None:
                     return
                 committed = recommitted
             self.last_commit = time.monotonic()
+            if self._carried is not None:
+                with contextlib.suppress(OSError):
+                    self._carried.unlink()  # declared now
+                self._carried = None
             self._answer(done, committed)
             self.committed.set()
             if self.observers:
@@ -184,10 +217,11 @@ class SpoolWriter:
             items = [self._items.popleft() for _ in range(self.max_batch)]
         self._space.set()
         drafts = list(map(_draft, items))
-        lost = self.lost_queue_full - self._lost_taken
-        if lost:
-            drafts.append(Draft("spool.gap", "high", {"reason": "queue_full", "count": lost}))
-            self._lost_taken += lost
+        for reason, count in self.lost.items():
+            pending = count - self._lost_taken.get(reason, 0)
+            if pending:
+                drafts.append(Draft("spool.gap", "high", {"reason": reason, "count": pending}))
+                self._lost_taken[reason] = count
         return _Burst(items, drafts)
 
     async def _commit(self, burst: _Burst, gate: threading.Event, sealings: list[Sealing]) -> SealedBatch:
@@ -269,12 +303,12 @@ class SpoolWriter:
         """Prove the writer thread is responsive (for the systemd watchdog)."""
         await self.call(lambda: None)
 
-    async def stop(self) -> None:
-        """Commit what is queued, then close the spool."""
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Commit what is queued (within `drain_timeout`; the rest is declared at next start); close."""
         if self._task is not None:
             if self.failure is None and self._items:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._drained(), timeout=5)
+                    await asyncio.wait_for(self._drained(), timeout=drain_timeout)
             self._task.cancel()
             self._gate.set()  # a sealer waiting on a commit that will not come
             with contextlib.suppress(asyncio.CancelledError):
@@ -283,6 +317,29 @@ class SpoolWriter:
             await self.call(self.spool.close)
         self._executor.shutdown(wait=True)
         self._sealer.shutdown(wait=True)
+
+    def _carry_lost(self, count: int) -> None:
+        """Events accepted but not committed at stop (the drain's bound ran out): the spool is closing, so
+        their count goes to a file the next start declares as a `spool.gap` (reason: stop_timeout)."""
+        self.lost["stop_timeout"] = self.lost.get("stop_timeout", 0) + count
+        _log.error("spool_lost_at_stop", count=count)
+        with contextlib.suppress(OSError):
+            previous = self._read_carried()
+            tmp = self._lost_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"stop_timeout": previous + count}))
+            os.replace(tmp, self._lost_file)
+
+    def _read_carried(self) -> int:
+        try:
+            value = json.loads(self._lost_file.read_text()).get("stop_timeout", 0)
+        except (OSError, ValueError, AttributeError):
+            return 0
+        return value if isinstance(value, int) and value > 0 else 0
+
+    def _carry_over(self) -> None:
+        if count := self._read_carried():
+            self.record_lost("stop_timeout", count)
+            self._carried = self._lost_file
 
     async def _drained(self) -> None:
         while self._items or not self._idle.is_set():
