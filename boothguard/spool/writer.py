@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import threading
 import time
 from collections import deque
@@ -21,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import itemgetter
-from pathlib import Path
 from typing import Any, TypeVar
 
 from boothguard import log
@@ -69,7 +66,6 @@ class SpoolWriter:
         # Every event lost before the spool, by reason; each is declared by a `spool.gap` (see `record_lost`).
         self.lost: dict[str, int] = {}
         self._lost_taken: dict[str, int] = {}
-        self._carried: Path | None = None  # losses of the last run, declared once this run commits
         self.sealed_ahead = 0  # bursts sealed while the commit before them was in flight
         self.recommits = 0  # failed commits whose bursts were sealed again and written by the retry path
         self.committed = asyncio.Event()  # set after each commit; the shipper waits on it
@@ -91,10 +87,6 @@ class SpoolWriter:
     def lost_queue_full(self) -> int:
         return self.lost.get("queue_full", 0)
 
-    @property
-    def _lost_file(self) -> Path:
-        return self.spool.path.with_name("lost-at-stop.json")
-
     def record_lost(self, reason: str, count: int = 1) -> None:
         """The one way to lose an event: counted here (heartbeat, status) and declared by a `spool.gap`
         with this reason, written with the next group commit."""
@@ -103,7 +95,6 @@ class SpoolWriter:
 
     async def start(self) -> list[Body]:
         recovered = await self.call(self.spool.open)
-        self._carry_over()
         self._task = asyncio.create_task(self._run(), name="spool-writer")
         return recovered
 
@@ -198,10 +189,6 @@ class SpoolWriter:
                     return
                 committed = recommitted
             self.last_commit = time.monotonic()
-            if self._carried is not None:
-                with contextlib.suppress(OSError):
-                    self._carried.unlink()  # declared now
-                self._carried = None
             self._answer(done, committed)
             self.committed.set()
             if self.observers:
@@ -317,29 +304,6 @@ class SpoolWriter:
             await self.call(self.spool.close)
         self._executor.shutdown(wait=True)
         self._sealer.shutdown(wait=True)
-
-    def _carry_lost(self, count: int) -> None:
-        """Events accepted but not committed at stop (the drain's bound ran out): the spool is closing, so
-        their count goes to a file the next start declares as a `spool.gap` (reason: stop_timeout)."""
-        self.lost["stop_timeout"] = self.lost.get("stop_timeout", 0) + count
-        _log.error("spool_lost_at_stop", count=count)
-        with contextlib.suppress(OSError):
-            previous = self._read_carried()
-            tmp = self._lost_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"stop_timeout": previous + count}))
-            os.replace(tmp, self._lost_file)
-
-    def _read_carried(self) -> int:
-        try:
-            value = json.loads(self._lost_file.read_text()).get("stop_timeout", 0)
-        except (OSError, ValueError, AttributeError):
-            return 0
-        return value if isinstance(value, int) and value > 0 else 0
-
-    def _carry_over(self) -> None:
-        if count := self._read_carried():
-            self.record_lost("stop_timeout", count)
-            self._carried = self._lost_file
 
     async def _drained(self) -> None:
         while self._items or not self._idle.is_set():
