@@ -18,6 +18,32 @@ from typing import Any
 from boothguard.errors import ConfigError, Problem
 
 ENV_PREFIX = "BOOTHGUARD_"
+# Every config section of the agent and the collector (both may share one environment, e.g. a test box);
+# tests/unit/test_config.py checks this against the models. A BOOTHGUARD_ variable naming any other
+# section is a typo, and a typo that silently does nothing is a control that silently does not apply.
+SECTIONS = frozenset({"agent", "usb", "clipboard", "screenshot", "lock", "ship", "collector", "alerts"})
+# BOOTHGUARD_ names the project uses that are not configuration.
+NOT_CONFIG = frozenset({"BOOTHGUARD_STRONG_IDS", "BOOTHGUARD_TEST_CACHE"})
+
+
+def env_problems(environ: Mapping[str, str]) -> list[Problem]:
+    """BOOTHGUARD_* variables that are not BOOTHGUARD_<SECTION>[__<KEY>] for a known section."""
+    problems: list[Problem] = []
+    for name in environ:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in NOT_CONFIG:
+            continue
+        section, _, key = upper[len(ENV_PREFIX) :].partition("__")
+        if section.lower() not in SECTIONS:
+            reason = f"unknown section {section.lower()!r} (sections: {', '.join(sorted(SECTIONS))})"
+            if "_" in section and section.split("_")[0].lower() in SECTIONS:
+                reason += "; section and key are separated by two underscores"
+            problems.append(Problem(f"environment {name}", None, "-", reason))
+        elif "__" in upper[len(ENV_PREFIX) :] and not key.strip("_"):
+            problems.append(Problem(f"environment {name}", None, "-", "empty key after '__'"))
+    return problems
+
+
 ETC = Path("/etc/boothguard")
 # AgentSection.runtime_dir's default (a test keeps them equal); the socket lives in it.
 DEFAULT_RUNTIME_DIR = Path("/run/boothguard")
@@ -160,6 +186,7 @@ def read_files(
         problem = _read_into(path, merged, provenance, strict_perms)
         if problem:
             problems.append(problem)
+    problems += env_problems(environ)
     for name in environ:
         if name.startswith(ENV_PREFIX) and "__" in name:
             key = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
@@ -176,7 +203,8 @@ def agent_socket_path(path: Path | None = None, env: Mapping[str, str] | None = 
 
     The environment is read as pydantic-settings reads it for `AgentConfig`: names case-insensitive,
     `BOOTHGUARD_AGENT` as a JSON object, `BOOTHGUARD_AGENT__RUNTIME_DIR` over it, both over the files.
-    Other keys are not validated here: the agent and `boothguard config check` do that. Raises
+    Other keys are not validated here (unknown BOOTHGUARD_ sections are): the agent and
+    `boothguard config check` do that. Raises
     ConfigError (file missing when given, unreadable, TOML syntax) and Unsure (a value only the full
     validation can judge).
     """

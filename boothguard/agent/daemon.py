@@ -19,6 +19,7 @@ from boothguard.agent.notify import sd_notify, watchdog_interval
 from boothguard.agent.plugin import AgentContext, Plugin
 from boothguard.agent.plugins import build_plugins
 from boothguard.agent.remote import CommandRunner
+from boothguard.agent.supervisor import Supervisor
 from boothguard.errors import EXIT_USAGE, ConfigError, PersistenceError
 from boothguard.events import SEVERITY_RANK, AgentRef, Draft
 from boothguard.ship.http import HttpSink
@@ -70,12 +71,14 @@ class Agent:
         self._stop_reason = "stop"
         self._tasks: list[asyncio.Task[Any]] = []
         self.commands = CommandRunner(lambda: self.started_plugins, self.writer.emit)
+        self.supervisor = Supervisor()
         self.ctx = AgentContext(
             config=cfg,
             events=_Emitter(self.writer),
             control=self.control,
             wall_clock=time.time,
             monotonic=time.monotonic,
+            watch=self.supervisor.watch,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -86,6 +89,8 @@ class Agent:
         except PersistenceError as exc:
             _log.critical("spool_open_failed", error=str(exc))
             return 1
+        assert self.writer.task is not None
+        self.supervisor.watch(self.writer.task)
         loop = asyncio.get_running_loop()
         for sig, reason in ((signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")):
             loop.add_signal_handler(sig, self.request_stop, reason)
@@ -96,18 +101,22 @@ class Agent:
             await self.control.start()
             await self._start_plugins()
             self._start_shipper()
-            self._spawn(self._heartbeats())
+            self._spawn_core(self._heartbeats(), "heartbeats")
             self._spawn(self._watchdog())
             sd_notify("READY=1")
             release_freed_memory()
             _log.info("agent_ready", host=self.host.id, socket=str(self.config.socket_path))
-            failed = asyncio.create_task(self.writer.failed.wait())
-            stopped = asyncio.create_task(self._stop.wait())
-            await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            failed.cancel()
-            stopped.cancel()
+            waits = [
+                asyncio.create_task(e.wait()) for e in (self.writer.failed, self._stop, self.supervisor.dead)
+            ]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            self.supervisor.stopping()
             if self.writer.failure is not None:
                 return 1
+            if not self.supervisor.alive:
+                return await self._core_task_died()
             sd_notify("STOPPING=1")
             with contextlib.suppress(PersistenceError):
                 await self.writer.emit(Draft("agent.stopping", "info", {"reason": self._stop_reason}))
@@ -120,6 +129,7 @@ class Agent:
             return 1
         finally:
             await self.commands.stop()
+            self.supervisor.stopping()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -134,8 +144,22 @@ class Agent:
         self._stop_reason = reason
         self._stop.set()
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+    async def _core_task_died(self) -> int:
+        """Exit 1 so systemd restarts us; say why first, if the spool still takes it (bounded)."""
+        sd_notify(f"STATUS=core task died: {self.supervisor.verdict}")
+        with contextlib.suppress(PersistenceError, TimeoutError):
+            draft = Draft("agent.core_task_failed", "critical", {"verdict": self.supervisor.verdict})
+            await asyncio.wait_for(self.writer.emit(draft), timeout=5)
+        await self._shutdown_plugins()
+        return 1
+
+    def _spawn_core(self, coro: Any, name: str) -> None:
+        """A task that must live as long as the agent: supervised, its death ends the agent."""
+        self._spawn(coro, name)
+        self.supervisor.watch(self._tasks[-1])
+
+    def _spawn(self, coro: Any, name: str | None = None) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._tasks.append(task)
         task.add_done_callback(self._task_done)
 
@@ -186,7 +210,7 @@ class Agent:
             return
         sink = HttpSink(ship, self.config.token_file)
         self.shipper = Shipper(self.writer, sink, ship, on_commands=self.commands.submit)
-        self._spawn(self.shipper.run())
+        self._spawn_core(self.shipper.run(), "shipper")
 
     async def _flush_shipper(self, grace: float = 2.0) -> None:
         """Give the shipper a moment to send the last events (agent.stopping); the spool keeps the rest."""
@@ -215,7 +239,7 @@ class Agent:
             "spool_depth": stats.depth,
             "spool_bytes": stats.bytes,
             "oldest_unsent_age_s": round(now - stats.oldest_created, 3) if stats.oldest_created else 0,
-            "dropped": {"spool_full": stats.dropped_full, "queue_full": self.writer.lost_queue_full},
+            "dropped": {"queue_full": 0, **self.writer.lost, "spool_full": stats.dropped_full},
             "dead_letters": stats.dead_letters,
             "disk_full": stats.disk_full,
             "boot_id": boot_id(),
@@ -232,6 +256,9 @@ class Agent:
                 await asyncio.wait_for(self.writer.ping(), timeout=interval)
             except TimeoutError:
                 _log.error("watchdog_withheld", reason="spool writer unresponsive")
+                continue
+            if not self.supervisor.alive:
+                _log.error("watchdog_withheld", reason=self.supervisor.verdict)
                 continue
             if self.writer.failure is not None or (self.shipper is not None and self.shipper.stuck):
                 _log.error("watchdog_withheld", reason="spool writer failed or shipper stuck")
@@ -273,6 +300,7 @@ class Agent:
                 "host": self.host.model_dump(),
                 "usb_mode": self.config.usb.mode,
                 "uptime_s": round(time.monotonic() - self.started_at, 1),
+                "supervisor": self.supervisor.status(),
             },
             "spool": {
                 "last_seq": stats.head_seq,
@@ -283,6 +311,7 @@ class Agent:
                 else 0,
                 "dropped_spool_full": stats.dropped_full,
                 "dropped_queue_full": self.writer.lost_queue_full,
+                "dropped": {"queue_full": 0, **self.writer.lost, "spool_full": stats.dropped_full},
                 "dead_letters": stats.dead_letters,
                 "disk_full": stats.disk_full,
             },

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from boothguard.agent.supervisor import unsupervised
+
 if TYPE_CHECKING:
     # Types only: the control socket (and the session watcher through it) must not load pydantic.
     from boothguard.agent.control import Connection, Peer
@@ -58,6 +60,8 @@ class AgentContext:
     monotonic: Callable[[], float]
     # Cross-plugin services by name (e.g. "sessions" for watcher liveness, "lock" for the away state).
     services: Services = field(default_factory=Services)
+    # Hand a task that must not die (an event drain) to the agent's supervisor: its death stops the agent.
+    watch: Callable[[asyncio.Task[Any], str | None], asyncio.Task[Any]] = field(default=unsupervised)
 
 
 async def sessions_service(ctx: AgentContext) -> SessionsService:

@@ -66,8 +66,10 @@ class SpoolWriter:
         self._gate = threading.Event()  # set: nothing more to seal in the commit in flight
         self._gate.set()
         self._task: asyncio.Task[None] | None = None
-        self.lost_queue_full = 0
-        self._lost_taken = 0
+        self._ahead: _Burst | None = None  # taken and sealing while the commit before it is in flight
+        # Every event lost before the spool, by reason; each is declared by a `spool.gap` (see `record_lost`).
+        self.lost: dict[str, int] = {}
+        self._lost_taken: dict[str, int] = {}
         self.sealed_ahead = 0  # bursts sealed while the commit before them was in flight
         self.recommits = 0  # failed commits whose bursts were sealed again and written by the retry path
         self.committed = asyncio.Event()  # set after each commit; the shipper waits on it
@@ -84,6 +86,16 @@ class SpoolWriter:
     def call_soon(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Queue a spool call now, in order with every later call, without waiting for it."""
         return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def lost_queue_full(self) -> int:
+        return self.lost.get("queue_full", 0)
+
+    def record_lost(self, reason: str, count: int = 1) -> None:
+        """The one way to lose an event: counted here (heartbeat, status) and declared by a `spool.gap`
+        with this reason, written with the next group commit."""
+        self.lost[reason] = self.lost.get(reason, 0) + count
+        self._wake.set()
 
     async def start(self) -> list[Body]:
         recovered = await self.call(self.spool.open)
@@ -119,50 +131,63 @@ class SpoolWriter:
     async def emit(self, draft: Draft) -> Body:
         while True:
             try:
-                return await self.submit(draft)
+                return await self.submit(draft)  # once submitted, a cancelled caller's draft is still written
             except QueueFull:
                 self._space.clear()
-                await self._space.wait()
+                try:
+                    await self._space.wait()
+                except asyncio.CancelledError:
+                    self.record_lost("emit_cancelled")  # e.g. a plugin drain stopped while we were full
+                    raise
 
     def try_emit(self, draft: Draft) -> bool:
         if len(self._items) >= self.queue_max:
-            self.lost_queue_full += 1
+            self.record_lost("queue_full")
             return False
         self._items.append((draft, None))
         self._wake.set()
         return True
 
     @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The writer loop (for the agent's supervisor)."""
+        return self._task
+
+    @property
     def queued(self) -> int:
         return len(self._items)
 
     async def _run(self) -> None:
-        ahead: _Burst | None = None
+        self._ahead = None
         while True:
-            if ahead is None:
+            if self._ahead is None:
                 if not self._items:
                     self._idle.set()
                     self._wake.clear()
                     await self._wake.wait()
                     self._idle.clear()
                 burst = self._take()
+                if not burst.drafts:
+                    continue
             else:
-                burst, ahead = ahead, None
+                burst, self._ahead = self._ahead, None
             self._gate = gate = threading.Event()
             sealings: list[Sealing] = []  # what the commit sealed, for a rewind
             commit = asyncio.ensure_future(self._commit(burst, gate, sealings))
             if self._items:
-                ahead = self._take()
+                self._ahead = self._take()
                 loop = asyncio.get_running_loop()
-                ahead.sealed = loop.run_in_executor(self._sealer, self._seal_when_open, gate, ahead.drafts)
+                self._ahead.sealed = loop.run_in_executor(
+                    self._sealer, self._seal_when_open, gate, self._ahead.drafts
+                )
                 self.sealed_ahead += 1
-            done = [burst] if ahead is None else [burst, ahead]
+            done = [burst] if self._ahead is None else [burst, self._ahead]
             try:
                 committed = await commit
                 done = [burst]
             except BaseException:
                 gate.set()
-                ahead = None
+                self._ahead = None
                 recommitted = await self._recommit(done, sealings)
                 if recommitted is None:
                     return
@@ -183,10 +208,11 @@ class SpoolWriter:
             items = [self._items.popleft() for _ in range(self.max_batch)]
         self._space.set()
         drafts = list(map(_draft, items))
-        lost = self.lost_queue_full - self._lost_taken
-        if lost:
-            drafts.append(Draft("spool.gap", "high", {"reason": "queue_full", "count": lost}))
-            self._lost_taken += lost
+        for reason, count in self.lost.items():
+            pending = count - self._lost_taken.get(reason, 0)
+            if pending:
+                drafts.append(Draft("spool.gap", "high", {"reason": reason, "count": pending}))
+                self._lost_taken[reason] = count
         return _Burst(items, drafts)
 
     async def _commit(self, burst: _Burst, gate: threading.Event, sealings: list[Sealing]) -> SealedBatch:
@@ -269,12 +295,12 @@ class SpoolWriter:
         """Prove the writer thread is responsive (for the systemd watchdog)."""
         await self.call(lambda: None)
 
-    async def stop(self) -> None:
-        """Commit what is queued, then close the spool."""
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Commit what is queued (within `drain_timeout`; the rest is declared at next start); close."""
         if self._task is not None:
             if self.failure is None and self._items:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._drained(), timeout=5)
+                    await asyncio.wait_for(self._drained(), timeout=drain_timeout)
             self._task.cancel()
             self._gate.set()  # a sealer waiting on a commit that will not come
             with contextlib.suppress(asyncio.CancelledError):

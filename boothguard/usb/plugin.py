@@ -39,13 +39,16 @@ class UsbPlugin:
         self.source: UeventSource | None = None
         self._queue: asyncio.Queue[Draft] = asyncio.Queue(maxsize=QUEUE_MAX)
         self._task: asyncio.Task[None] | None = None
-        self.events_lost = 0
+        self._events: EventEmitter | None = None
+        self.overflowed = 0  # events that went past our queue to the writer's `try_emit`
         self.exceptions: exc_mod.UsbExceptions | None = None
         self._expiry: asyncio.Task[None] | None = None
 
     async def start(self, ctx: AgentContext) -> None:
         self.guard = UsbGuard(self._sysfs_factory(self.settings), self.settings, self._enqueue, ctx.monotonic)
+        self._events = ctx.events
         self._task = asyncio.create_task(self._drain(ctx.events), name="usb-events")
+        ctx.watch(self._task, "usb-events")
         state = ctx.config.agent.state_dir / "usb-exceptions.json"
         ex = exc_mod.UsbExceptions(
             self.guard, self.guard.sysfs, self._enqueue, ctx.monotonic, ctx.wall_clock, state
@@ -53,6 +56,7 @@ class UsbPlugin:
         self.guard.exceptions = self.exceptions = ex
         ctx.control.register(exc_mod.OP_ALLOW, exc_mod.control_handler(ex), "root")
         self._expiry = asyncio.create_task(exc_mod.expiry_loop(ex), name="usb-exceptions")
+        ctx.watch(self._expiry, "usb-exceptions")
         if self.settings.mode == "off":
             _log.info("usb_off")
             return
@@ -67,8 +71,10 @@ class UsbPlugin:
         try:
             self._queue.put_nowait(draft)
         except asyncio.QueueFull:
-            self.events_lost += 1
-            _log.error("usb_event_lost", type=draft.type, lost=self.events_lost)
+            # Past our own queue, straight to the writer's: it queues it or counts and declares the loss.
+            self.overflowed += 1
+            if self._events is None or not self._events.try_emit(draft):
+                _log.error("usb_event_lost", type=draft.type)
 
     async def _drain(self, events: EventEmitter) -> None:
         while True:
@@ -90,13 +96,16 @@ class UsbPlugin:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            # Whatever the drain did not reach goes to the writer, which commits or declares it at its stop.
+            while not self._queue.empty() and self._events is not None:
+                self._events.try_emit(self._queue.get_nowait())
 
     def status(self) -> dict[str, Any]:
         if self.guard is None:
             return {"mode": self.settings.mode, "started": False}
         exceptions = self.exceptions.status() if self.exceptions is not None else []
         return self.guard.status() | {
-            "events_lost": self.events_lost,
+            "events_overflowed": self.overflowed,
             "queued": self._queue.qsize(),
             "exceptions": exceptions,
         }

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from boothguard.config import load_agent
+from boothguard.config import AgentConfig, CollectorConfig, load_agent, load_collector
+from boothguard.configfiles import SECTIONS
 from boothguard.errors import ConfigError
 
 
@@ -53,6 +54,54 @@ def test_environment_typo_is_an_error(tmp_path: Path) -> None:
     assert problems(main, {"BOOTHGUARD_USB__MDOE": "off"}) == [
         "environment BOOTHGUARD_USB__MDOE: usb.mdoe: unknown key"
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("BOOTHGUARD_USBB__MODE", "unknown section 'usbb'"), ("BOOTHGUARD_USB_MODE", "two underscores")],
+)
+def test_environment_section_typo_is_an_error(tmp_path: Path, name: str, hint: str) -> None:
+    main = tmp_path / "agent.toml"
+    main.write_text("")
+    found = problems(main, {name: "enforce"})
+    assert len(found) == 1
+    assert found[0].startswith(f"environment {name}: -: ")
+    assert hint in found[0]
+    with pytest.raises(ConfigError):  # the collector's config reads the same rule
+        load_collector(main, env={name: "x"}, check_permissions=False)
+
+
+def test_environment_names_that_are_not_config_and_other_process_sections_pass(tmp_path: Path) -> None:
+    main = tmp_path / "agent.toml"
+    main.write_text("")
+    env = {
+        "BOOTHGUARD_TEST_CACHE": "/tmp/x",
+        "BOOTHGUARD_STRONG_IDS": "1",
+        "BOOTHGUARD_COLLECTOR__LISTEN": "x",
+    }
+    assert load_agent(main, env=env).usb.mode == "enforce"
+    assert load_collector(main, env={"BOOTHGUARD_USB__MODE": "off", "BOOTHGUARD_TEST_CACHE": "/x"})
+
+
+def test_the_section_list_matches_the_models() -> None:
+    assert frozenset(AgentConfig.model_fields) | frozenset(CollectorConfig.model_fields) == SECTIONS
+
+
+def test_environment_section_typo_stops_the_agent_with_78(tmp_path: Path) -> None:
+    main = tmp_path / "agent.toml"
+    main.write_text("")
+    main.chmod(0o600)
+    env = {**os.environ, "BOOTHGUARD_USBB__MODE": "enforce"}
+    out = subprocess.run(
+        [sys.executable, "-m", "boothguard", "agent", "--config", str(main)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 78, out
+    assert "BOOTHGUARD_USBB__MODE" in out.stdout + out.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="permission checks apply when running as root")

@@ -206,7 +206,7 @@ def test_burst_of_insertions(bed: umock.Bed, agent_factory: object) -> None:
     out = agent.cli("status", "--json")
     assert out.returncode == 0, out.stderr
     usb = json.loads(out.stdout)["usb"]
-    assert (usb["counters"]["blocked"], usb["counters"]["allowed"], usb["events_lost"]) == (16, 16, 0)
+    assert (usb["counters"]["blocked"], usb["counters"]["allowed"], usb["events_overflowed"]) == (16, 16, 0)
     assert usb["mode"] == "enforce"
 
 

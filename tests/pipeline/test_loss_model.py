@@ -1,0 +1,88 @@
+"""Every loss before the spool goes through `SpoolWriter.record_lost`: counted and declared as `spool.gap`."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from boothguard.events import AgentRef, Draft, Event, HostRef
+from boothguard.spool.spool import Spool
+from boothguard.spool.writer import SpoolWriter
+from boothguard.usb import plugin as usb_plugin
+from boothguard.usb.plugin import UsbPlugin
+from boothguard.usb.settings import UsbSection
+
+HOST = HostRef(id="m1", name="booth-1")
+AGENT = AgentRef(version="test")
+
+
+def stored(path: Path) -> list[Event]:
+    spool = Spool(path, host=HOST, agent=AGENT, max_bytes=1 << 30, reserve_bytes=0)
+    spool.open()
+    try:
+        chunk = spool.read(10**6, 1 << 40)
+        return [Event.model_validate_json(b) for b in chunk.bodies()] if chunk else []
+    finally:
+        spool.close()
+
+
+def gaps(events: list[Event]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for e in events:
+        if e.type == "spool.gap" and "reason" in e.data:
+            out[e.data["reason"]] = out.get(e.data["reason"], 0) + e.data["count"]
+    return out
+
+
+def writer_at(path: Path, queue_max: int = 10_000) -> SpoolWriter:
+    return SpoolWriter(
+        Spool(path, host=HOST, agent=AGENT, max_bytes=1 << 30, reserve_bytes=0), queue_max=queue_max
+    )
+
+
+async def committed(writer: SpoolWriter) -> None:
+    """Wait until the writer is idle with nothing queued (what was taken is committed)."""
+    await writer.ping()
+    while writer.queued or not writer._idle.is_set():  # the writer's own idle signal
+        await asyncio.sleep(0.01)
+    await writer.ping()
+
+
+async def test_usb_queue_overflow_goes_to_the_writer_and_its_loss_is_declared(tmp_path: Path) -> None:
+    writer = writer_at(tmp_path / "spool.db", queue_max=2)
+    await writer.start()
+    blocker = threading.Event()
+    hold = writer.call_soon(blocker.wait)  # the writer thread is busy: its queue fills
+    plugin = UsbPlugin(UsbSection())
+    plugin._events = writer  # the context's emitter, without a guard
+    for i in range(usb_plugin.QUEUE_MAX + 5):  # no drain runs: the plugin's own queue overflows by 5
+        plugin._enqueue(Draft("usb.device_blocked", "high", {"i": i}))
+    blocker.set()
+    await hold
+    await committed(writer)
+    assert plugin.overflowed == 5
+    assert writer.lost == {"queue_full": 3}  # 2 fitted in the writer's queue
+    await writer.stop()
+    assert gaps(stored(tmp_path / "spool.db")) == {"queue_full": 3}
+
+
+async def test_an_emit_cancelled_while_the_queue_is_full_is_declared(tmp_path: Path) -> None:
+    writer = writer_at(tmp_path / "spool.db", queue_max=1)
+    await writer.start()
+    blocker = threading.Event()
+    hold = writer.call_soon(blocker.wait)
+    writer.try_emit(Draft("custom.a", "info", {}))
+    await asyncio.sleep(0)
+    while writer.queued:
+        await asyncio.sleep(0.01)
+    writer.try_emit(Draft("custom.b", "info", {}))  # the queue is full again
+    waiting = asyncio.create_task(writer.emit(Draft("custom.c", "info", {})))
+    await asyncio.sleep(0.05)
+    waiting.cancel()  # e.g. a plugin drain stopped
+    await asyncio.gather(waiting, return_exceptions=True)
+    blocker.set()
+    await hold
+    await committed(writer)
+    await writer.stop()
+    assert gaps(stored(tmp_path / "spool.db")) == {"emit_cancelled": 1}
