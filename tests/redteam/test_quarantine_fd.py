@@ -23,9 +23,11 @@ from boothguard.agent.control import ControlServer
 from boothguard.agent.plugin import AgentContext
 from boothguard.agent.settings import AgentSection
 from boothguard.config import AgentConfig
+from boothguard.lock.settings import LockSection
 from boothguard.session.agent_side import SessionsPlugin
 from boothguard.session.settings import ClipboardSection, ScreenshotSection
 from tests.helpers.emitter import ListEmitter
+from tests.lock.mocklogind import MockLogind
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create and become a real user")
 USER = "bgq_op"
@@ -35,6 +37,7 @@ MAX_BYTES = 4096
 OPERATOR = r"""
 import array, ctypes, json, os, socket, sys, threading
 agent, door, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+sys.stdin.readline()  # the test puts this pid in logind's session q1 first: the agent binds watchers to it
 s = socket.socket(socket.AF_UNIX); s.connect(agent); f = s.makefile("rwb")
 f.write(json.dumps({"op": "watcher.register", "id": 1, "session_id": "q1"}).encode() + b"\n"); f.flush()
 assert json.loads(f.readline())["ok"]
@@ -91,9 +94,10 @@ def operator() -> pwd.struct_passwd:
 
 
 class Agent:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, bus_address: str) -> None:
         self.config = AgentConfig(
             agent=AgentSection(state_dir=base / "state", runtime_dir=base / "run"),
+            lock=LockSection(bus_address=bus_address),
             clipboard=ClipboardSection(watcher_heartbeat_seconds=5, watcher_timeout_seconds=30),
             screenshot=ScreenshotSection(policy="quarantine", quarantine_max_bytes=MAX_BYTES),
         )
@@ -106,9 +110,9 @@ class Agent:
         return self.config.agent.state_dir / "quarantine"
 
 
-def _run(base: Path, user: pwd.struct_passwd, *args: str) -> list[dict[str, Any]]:
+def _run(base: Path, logind: MockLogind, user: pwd.struct_passwd, *args: str) -> list[dict[str, Any]]:
     async def main() -> list[dict[str, Any]]:
-        agent = Agent(base)
+        agent = Agent(base, logind.address)
         await agent.server.start()
         await agent.plugin.start(agent.ctx)
         os.chmod(agent.config.socket_path, 0o666)
@@ -117,9 +121,10 @@ def _run(base: Path, user: pwd.struct_passwd, *args: str) -> list[dict[str, Any]
             proc = await asyncio.create_subprocess_exec(
                 "setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
                 "/usr/bin/python3", "-c", OPERATOR, str(agent.config.socket_path), str(door), *args,
-                stdout=subprocess.PIPE,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             )  # fmt: skip
-            stdout, _ = await asyncio.wait_for(proc.communicate(), 60)
+            logind.add_session("q1", user.pw_uid, user.pw_name, pids=(proc.pid,))
+            stdout, _ = await asyncio.wait_for(proc.communicate(b"go\n"), 60)
             assert proc.returncode == 0
             result: list[dict[str, Any]] = json.loads(stdout)
             return result
@@ -145,7 +150,9 @@ def _own_dir(base: Path, user: pwd.struct_passwd) -> Path:
     return d
 
 
-def test_own_file_is_copied_and_foreign_fds_are_refused(base: Path, operator: pwd.struct_passwd) -> None:
+def test_own_file_is_copied_and_foreign_fds_are_refused(
+    base: Path, logind: MockLogind, operator: pwd.struct_passwd
+) -> None:
     home = _own_dir(base, operator)
     shot, big, fifo = home / "shot.png", home / "big.png", home / "fifo.png"
     shot.write_bytes(b"\x89PNG capture")
@@ -157,7 +164,7 @@ def test_own_file_is_copied_and_foreign_fds_are_refused(base: Path, operator: pw
     root_file.write_bytes(b"secret")
     root_file.chmod(0o644)
     args = [str(shot), str(root_file), str(fifo), "/proc/self/environ", str(big)]
-    own, foreign, pipe, proc, oversized = _run(base, operator, "files", *args)
+    own, foreign, pipe, proc, oversized = _run(base, logind, operator, "files", *args)
 
     assert own["ok"] is True, own
     assert (Path(base / "state" / "quarantine") / own["quarantined"]).read_bytes() == b"\x89PNG capture"
@@ -169,7 +176,9 @@ def test_own_file_is_copied_and_foreign_fds_are_refused(base: Path, operator: pw
     assert sorted(os.listdir(base / "state" / "quarantine")) == [own["quarantined"]]
 
 
-def test_renameat2_exchange_race_never_reaches_a_root_file(base: Path, operator: pwd.struct_passwd) -> None:
+def test_renameat2_exchange_race_never_reaches_a_root_file(
+    base: Path, logind: MockLogind, operator: pwd.struct_passwd
+) -> None:
     home = _own_dir(base, operator)
     shots = home / "shots"
     shots.mkdir()
@@ -184,7 +193,7 @@ def test_renameat2_exchange_race_never_reaches_a_root_file(base: Path, operator:
     link.symlink_to(rootdir)
     os.lchown(link, operator.pw_uid, operator.pw_gid)
 
-    results = _run(base, operator, "race", str(shots), str(link))
+    results = _run(base, logind, operator, "race", str(shots), str(link))
 
     assert canary.read_bytes() == b"spool.db stand-in"
     assert any(r["ok"] for r in results)
@@ -201,7 +210,9 @@ while time.time() < end:
 """
 
 
-def test_race_control_a_path_based_root_unlink_is_steered(base: Path, operator: pwd.struct_passwd) -> None:
+def test_race_control_a_path_based_root_unlink_is_steered(
+    base: Path, logind: MockLogind, operator: pwd.struct_passwd
+) -> None:
     """The control for the test above: what the old path-based op did (check the operator's file by lstat,
     then unlink the path as root) loses the race here, so the fd test's surviving canary means something.
     Measured with the old quarantine(): the root-owned canary was gone after 3 attempts (< 0.01 s)."""
@@ -233,10 +244,13 @@ def test_race_control_a_path_based_root_unlink_is_steered(base: Path, operator: 
             except OSError:
                 pass
             for d in (shots, link):  # put the operator's file back wherever the flip left their dir
-                target = Path(os.path.realpath(d)) / "cap.png"
-                if target.parent != rootdir and not target.exists():
-                    target.write_bytes(b"png")
-                    os.chown(target, operator.pw_uid, operator.pw_gid)
+                try:  # the flip runs under our feet: any of these may meet a half-swapped path
+                    target = Path(os.path.realpath(d)) / "cap.png"
+                    if target.parent != rootdir and not target.exists():
+                        target.write_bytes(b"png")
+                        os.chown(target, operator.pw_uid, operator.pw_gid)
+                except OSError:
+                    pass
     finally:
         flipper.kill()
         flipper.wait(timeout=10)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.lock.mocklogind import MockLogind
 from tests.redteam.test_quarantine_fd import OPERATOR, USER
 from tests.session.conftest import wait_for
 from tests.session.harness import Agent
@@ -58,8 +59,12 @@ def _unit_has(key: str, value: str) -> bool:
 
 
 class SandboxedAgent(Agent):
-    def __init__(self, base: Path) -> None:
-        super().__init__(base, {"screenshot": {"policy": "quarantine", "quarantine_max_bytes": 4096}})
+    def __init__(self, base: Path, bus_address: str) -> None:
+        settings = {
+            "screenshot": {"policy": "quarantine", "quarantine_max_bytes": 4096},
+            "lock": {"bus_address": bus_address},
+        }
+        super().__init__(base, settings)
         self.argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", SANDBOX, "sandbox"]
         self.argv += [str(base), _unit_caps(), sys.base_prefix, sys.executable, "-m", "boothguard", "agent"]
         self.argv += ["--config", str(self.config)]
@@ -74,7 +79,22 @@ def base() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_quarantine_works_under_the_units_sandbox(base: Path) -> None:
+@pytest.fixture
+def logind() -> Iterator[MockLogind]:
+    """The private system bus outside /tmp, as /run/dbus is on a booth: PrivateTmp would hide it."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = "/var/tmp"
+    try:
+        mock = MockLogind()
+    finally:
+        tempfile.tempdir = saved
+    try:
+        yield mock
+    finally:
+        mock.close()
+
+
+def test_quarantine_works_under_the_units_sandbox(base: Path, logind: MockLogind) -> None:
     assert _unit_has("ProtectHome", "yes")
     assert _unit_has("PrivateTmp", "yes")
     assert _unit_has("ProtectSystem", "strict")
@@ -89,18 +109,21 @@ def test_quarantine_works_under_the_units_sandbox(base: Path) -> None:
         shot = shots / "Screenshot.png"
         shot.write_bytes(b"\x89PNG sandboxed")
         os.chown(shot, user.pw_uid, user.pw_gid)
-        agent = SandboxedAgent(base).start()
+        agent = SandboxedAgent(base, logind.address).start()
         try:
             status = Path(f"/proc/{agent.pid}/status").read_text()
             assert "CapBnd:\t0000000000000001" in status  # CAP_CHOWN only, as the unit says
             door = agent.runtime_dir / "quarantine.sock"
             assert wait_for(door.exists, 10)
-            out = subprocess.run(
+            operator = subprocess.Popen(
                 ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
                  "/usr/bin/python3", "-c", OPERATOR, str(agent.socket), str(door), "files", str(shot)],
-                capture_output=True, timeout=60, check=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             )  # fmt: skip
-            (reply,) = json.loads(out.stdout)
+            logind.add_session("q1", user.pw_uid, user.pw_name, pids=(operator.pid,))
+            stdout, _ = operator.communicate(b"go\n", timeout=60)
+            assert operator.returncode == 0, agent.lines[-10:]
+            (reply,) = json.loads(stdout)
             assert reply["ok"] is True, (reply, agent.lines[-10:])
             assert (
                 agent.state_dir / "quarantine" / reply["quarantined"]
