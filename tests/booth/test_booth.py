@@ -108,7 +108,8 @@ def test_usb_hotplug_under_the_shipped_unit(booth: Booth) -> None:
     for kind, dev_id in (("kbd", "kbd1"), ("audio", "audio1"), ("stick", "stick1")):
         booth.plug(kind, dev_id)
         results[dev_id] = booth.request(f"CHECK {kind}", 120)
-    report = json.dumps(results, indent=1)
+    journal = sh(booth, "journalctl -b -u boothguard -u systemd-udevd --no-pager | tail -80")["out"]
+    report = json.dumps(results, indent=1) + "\n" + journal
     for r in results.values():
         assert "error" not in r, report
     kbd = results["kbd1"]
