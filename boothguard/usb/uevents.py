@@ -7,6 +7,8 @@ udevd). pyudev's Context and Monitor come from factories passed in, so tests and
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +17,7 @@ from boothguard import log
 from boothguard.usb.guard import Uevent
 
 _log = log.get("usb.uevents")
+RCVBUF = 4 * 1024 * 1024
 MAX_PER_WAKEUP = 256
 
 
@@ -28,7 +31,18 @@ def default_monitor(context: Any, source: str) -> Any:
     import pyudev
 
     monitor = pyudev.Monitor.from_netlink(context, source=source)
-    monitor.set_receive_buffer_size(4 * 1024 * 1024)
+    try:
+        monitor.set_receive_buffer_size(RCVBUF)
+    except PermissionError:
+        # libudev forces the size (SO_RCVBUFFORCE, needs CAP_NET_ADMIN), which the shipped unit does not
+        # grant: ask for it plainly instead, capped by net.core.rmem_max. Found on the real booth.
+        sock = socket.socket(fileno=os.dup(monitor.fileno()))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        finally:
+            sock.close()
+        _log.warning("uevent_rcvbuf_capped", wanted=RCVBUF, got=got)
     return monitor
 
 
