@@ -19,6 +19,7 @@ from boothguard.spool.writer import SpoolWriter
 
 _log = log.get("ship")
 CommandHandler = Callable[[list[dict[str, Any]]], Awaitable[None]]
+PolicyHandler = Callable[[dict[str, Any]], Awaitable[None]]
 MAX_RETRY_AFTER = 24 * 3600.0
 
 
@@ -42,6 +43,7 @@ class Shipper:
         settings: ShipSection,
         *,
         on_commands: CommandHandler | None = None,
+        on_policy: PolicyHandler | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         wall: Callable[[], float] = time.time,
@@ -49,6 +51,7 @@ class Shipper:
     ) -> None:
         self.writer, self.sink, self.settings = writer, sink, settings
         self.on_commands = on_commands
+        self.on_policy = on_policy
         self.sleep, self.rand, self.wall, self.monotonic = sleep, rand, wall, monotonic
         self.stats = ShipStats()
         self.send_started: float | None = None
@@ -170,6 +173,11 @@ class Shipper:
                 await self.on_commands(answer.commands)
             except Exception:  # a command handler's bug must not stop shipping
                 _log.exception("ship_command_handler_failed")
+        if answer.policy is not None and self.on_policy is not None:
+            try:
+                await self.on_policy(answer.policy)
+            except Exception:  # as for commands: never stop shipping
+                _log.exception("ship_policy_handler_failed")
 
     def _ack_done(self, fut: asyncio.Future[None]) -> None:
         if not fut.cancelled() and (exc := fut.exception()) is not None:
