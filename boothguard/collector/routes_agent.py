@@ -135,7 +135,9 @@ async def _ingest(svc: Services, request: Request, retry: dict[str, str]) -> JSO
     reports: list[dict[str, Any]] = [
         dict(ln.event) for ln in lines if ln.event.get("type") in _POLICY_REPORTS
     ]
-    answer["policy"] = await run(lambda: _policy_step(store, host_id, reports))
+    policy = await run(lambda: _policy_step(store, host_id, reports))
+    if policy is not None:  # absent, not null: the answer stays as before for booths without one
+        answer["policy"] = policy
     return JSONResponse(answer)
 
 
