@@ -21,6 +21,7 @@ class IngestAnswer(BaseModel):
     duplicates: int = Field(ge=0)
     rejected: list[Rejection]
     commands: list[dict[str, Any]] = Field(default_factory=list)
+    policy: dict[str, Any] | None = None  # central policy for this booth (issue 18), None: none assigned
 
     def miscount(self, events: int) -> str | None:
         """Why this answer does not account for each of the `events` sent exactly once, or None.

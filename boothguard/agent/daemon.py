@@ -18,6 +18,7 @@ from boothguard.agent.memory import release_freed_memory
 from boothguard.agent.notify import sd_notify, watchdog_interval
 from boothguard.agent.plugin import AgentContext, Plugin
 from boothguard.agent.plugins import build_plugins
+from boothguard.agent.policy_apply import PolicyApplier
 from boothguard.agent.remote import CommandRunner
 from boothguard.agent.supervisor import Supervisor
 from boothguard.errors import EXIT_USAGE, ConfigError, PersistenceError
@@ -209,7 +210,10 @@ class Agent:
             _log.info("ship_disabled", reason="ship.collector_url is empty; events stay in the spool")
             return
         sink = HttpSink(ship, self.config.token_file)
-        self.shipper = Shipper(self.writer, sink, ship, on_commands=self.commands.submit)
+        applier = PolicyApplier(self.config_path, self.writer.emit, self.reload)
+        self.shipper = Shipper(
+            self.writer, sink, ship, on_commands=self.commands.submit, on_policy=applier.handle
+        )
         self._spawn_core(self.shipper.run(), "shipper")
 
     async def _flush_shipper(self, grace: float = 2.0) -> None:

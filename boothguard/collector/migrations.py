@@ -34,7 +34,13 @@ def _v2(conn: Connection) -> None:
             index.create(conn)
 
 
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2}
+def _v3(conn: Connection) -> None:
+    md = tables(3)
+    for name in ("host_groups", "policies", "group_members", "host_policy"):
+        md.tables[name].create(conn)
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
 assert sorted(STEPS) == list(range(1, LATEST + 1))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from boothguard import log
+from boothguard.collector import policy_store
 from boothguard.collector.api_io import inline_defs, json_error, openapi_json_body, small_json
 from boothguard.collector.auth import bearer
 from boothguard.collector.host_ids import HOST_ID_PATTERN, HOST_NAME_MAX, host_name_problem
@@ -21,6 +22,7 @@ from boothguard.collector.settings import CollectorSection
 if TYPE_CHECKING:
     # app.py imports this module; Services is only an annotation here.
     from boothguard.collector.app import Services
+    from boothguard.collector.store import Store
 
 _log = log.get("collector.routes_agent")
 
@@ -150,7 +152,24 @@ async def _ingest(svc: Services, request: Request, retry: dict[str, str]) -> JSO
             seq_to=finding.seq_to,
         )
     svc.notify(result.notify)
-    return JSONResponse(result.answer())
+    answer = result.answer()
+    # Central policy rides the answer, like commands; the booth's reports update its applied version.
+    reports: list[dict[str, Any]] = [
+        dict(ln.event) for ln in lines if ln.event.get("type") in _POLICY_REPORTS
+    ]
+    policy = await run(lambda: _policy_step(store, host_id, reports))
+    if policy is not None:  # absent, not null: the answer stays as before for booths without one
+        answer["policy"] = policy
+    return JSONResponse(answer)
+
+
+_POLICY_REPORTS = ("agent.policy_applied", "agent.config_rejected")
+
+
+def _policy_step(store: Store, host_id: str, reports: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for event in reports:
+        policy_store.record_report(store.engine, host_id, event, now=store.clock())
+    return policy_store.for_host(store.engine, host_id)
 
 
 def _read_secret(settings: CollectorSection) -> str:

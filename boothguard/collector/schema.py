@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-LATEST = 2
+LATEST = 3
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
@@ -138,7 +138,51 @@ def tables(version: int = LATEST) -> sa.MetaData:
             sa.Column("created_at", sa.Float, nullable=False),
             sa.Column("expires_at", sa.Float, nullable=False),
         )
+    if version >= 3:
+        _policy_tables(md)
     return md
+
+
+def _policy_tables(md: sa.MetaData) -> None:
+    """v3, central policy: groups, their versioned policies, explicit membership, what each booth applied."""
+    sa.Table(
+        "host_groups",
+        md,
+        sa.Column("name", sa.String(128), primary_key=True),
+        # How booths join besides explicit assignment: an enrollment label, or an fnmatch pattern on the name.
+        sa.Column("label", sa.String(128), nullable=True),
+        sa.Column("name_pattern", sa.String(255), nullable=True),
+        sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+    sa.Table(
+        "policies",
+        md,
+        sa.Column("group_name", sa.String(128), primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("body", sa.JSON, nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("created_by", sa.String(128), nullable=False),
+        sa.Column("published", sa.Boolean, nullable=False, server_default=sa.false()),
+    )
+    sa.Table(
+        "group_members",
+        md,
+        sa.Column("host_id", sa.String(128), primary_key=True),
+        sa.Column("group_name", sa.String(128), nullable=False),
+    )
+    sa.Table(
+        "host_policy",
+        md,
+        sa.Column("host_id", sa.String(128), primary_key=True),
+        sa.Column("group_name", sa.String(128), nullable=True),
+        sa.Column("applied_version", sa.Integer, nullable=True),
+        sa.Column("applied_hash", sa.String(64), nullable=True),
+        sa.Column("rejected_version", sa.Integer, nullable=True),
+        sa.Column("rejected_reason", sa.String(255), nullable=True),
+        sa.Column("reported_at", sa.Float, nullable=True),
+    )
 
 
 META = tables(LATEST)
@@ -151,3 +195,7 @@ users = T["users"]
 audit_log = T["audit_log"]
 api_sessions = T["api_sessions"]
 schema_version = T["schema_version"]
+host_groups = T["host_groups"]
+policies = T["policies"]
+group_members = T["group_members"]
+host_policy = T["host_policy"]

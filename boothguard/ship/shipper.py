@@ -25,6 +25,7 @@ _log = log.get("ship")
 # Takes the commands of an answer and returns at once: a command (a lock proof takes minutes) must never
 # hold the shipping path, which carries its own result.
 CommandHandler = Callable[[list[dict[str, Any]]], None]
+PolicyHandler = Callable[[dict[str, Any]], Awaitable[None]]
 # A batch answered 5xx this many times in a row is bisected: one event the collector fails on must not hold
 # every event behind it.
 BISECT_AFTER = 3
@@ -61,6 +62,7 @@ class Shipper:
         settings: ShipSection,
         *,
         on_commands: CommandHandler | None = None,
+        on_policy: PolicyHandler | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         wall: Callable[[], float] = time.time,
@@ -68,6 +70,7 @@ class Shipper:
     ) -> None:
         self.writer, self.sink, self.settings = writer, sink, settings
         self.on_commands = on_commands
+        self.on_policy = on_policy
         self.sleep, self.rand, self.wall, self.monotonic = sleep, rand, wall, monotonic
         self.stats = ShipStats()
         self.send_started: float | None = None
@@ -282,6 +285,11 @@ class Shipper:
                 self.on_commands(answer.commands)
             except Exception:  # a command handler's bug must not stop shipping
                 _log.exception("ship_command_handler_failed")
+        if answer.policy is not None and self.on_policy is not None:
+            try:
+                await self.on_policy(answer.policy)
+            except Exception:  # as for commands: never stop shipping
+                _log.exception("ship_policy_handler_failed")
 
     def _ack_done(self, fut: asyncio.Future[None]) -> None:
         if not fut.cancelled() and (exc := fut.exception()) is not None:

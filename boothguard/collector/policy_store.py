@@ -1,0 +1,205 @@
+"""Groups and their versioned policies on the collector; what each booth reported applying.
+
+A booth's group: its explicit assignment (API/dashboard) first, else the group with the highest priority
+whose fnmatch `name_pattern` matches the booth's name. A policy is refused unless the agent's own section
+models accept it, so a published policy is one the agent would load; every change is audited with a diff.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from boothguard.collector import db
+from boothguard.collector.audit import audit
+from boothguard.collector.schema import group_members, host_groups, host_policy, hosts, policies
+from boothguard.policy import PolicyProblem, policy_hash, problems
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Per dotted key (section.key): [before, after]; None where absent."""
+    out: dict[str, Any] = {}
+    for section in sorted(set(old) | set(new)):
+        a, b = old.get(section) or {}, new.get(section) or {}
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                out[f"{section}.{key}"] = [a.get(key), b.get(key)]
+    return out
+
+
+def put_group(
+    engine: Engine, name: str, *, name_pattern: str | None, priority: int, actor: str, now: float
+) -> dict[str, Any]:
+    with db.write(engine) as conn:
+        old = conn.execute(sa.select(host_groups).where(host_groups.c.name == name)).mappings().first()
+        row = {"name_pattern": name_pattern, "priority": priority}
+        if old is None:
+            conn.execute(sa.insert(host_groups).values(name=name, created_at=now, **row))
+        else:
+            conn.execute(sa.update(host_groups).where(host_groups.c.name == name).values(**row))
+        before = {} if old is None else {"name_pattern": old["name_pattern"], "priority": old["priority"]}
+        audit(conn, actor, "group.put", name, {"diff": diff({"group": before}, {"group": row})}, now=now)
+    return {"name": name, **row}
+
+
+def assign(engine: Engine, host_id: str, group: str | None, *, actor: str, now: float) -> bool:
+    """Put a booth in a group (None: back to pattern matching); False if host or group is unknown."""
+    with db.write(engine) as conn:
+        if conn.execute(sa.select(hosts.c.id).where(hosts.c.id == host_id)).first() is None:
+            return False
+        if group is not None and _group(conn, group) is None:
+            return False
+        old = conn.execute(
+            sa.select(group_members.c.group_name).where(group_members.c.host_id == host_id)
+        ).scalar()
+        conn.execute(sa.delete(group_members).where(group_members.c.host_id == host_id))
+        if group is not None:
+            conn.execute(sa.insert(group_members).values(host_id=host_id, group_name=group))
+        audit(conn, actor, "group.assign", host_id, {"diff": {"group": [old, group]}}, now=now)
+    return True
+
+
+def put_policy(
+    engine: Engine, group: str, body: object, *, actor: str, now: float
+) -> dict[str, Any] | list[PolicyProblem] | None:
+    """Validate and publish the next version; the problems if invalid, None if no such group."""
+    found = problems(body)
+    if found:
+        return found
+    assert isinstance(body, dict)
+    digest = policy_hash(body)
+    with db.write(engine) as conn:
+        if _group(conn, group) is None:
+            return None
+        last = _latest(conn, group)
+        version = 1 if last is None else int(last["version"]) + 1
+        conn.execute(
+            sa.insert(policies).values(
+                group_name=group,
+                version=version,
+                body=body,
+                hash=digest,
+                created_at=now,
+                created_by=actor,
+                published=True,
+            )
+        )
+        change = diff({} if last is None else dict(last["body"]), body)
+        audit(
+            conn,
+            actor,
+            "policy.publish",
+            group,
+            {"version": version, "hash": digest, "diff": change},
+            now=now,
+        )
+    return {"group": group, "version": version, "hash": digest, "body": body}
+
+
+def _group(conn: Connection, name: str) -> Any:
+    return conn.execute(sa.select(host_groups).where(host_groups.c.name == name)).mappings().first()
+
+
+def _latest(conn: Connection, group: str) -> Any:
+    q = (
+        sa.select(policies)
+        .where(policies.c.group_name == group, policies.c.published.is_(True))
+        .order_by(policies.c.version.desc())
+        .limit(1)
+    )
+    return conn.execute(q).mappings().first()
+
+
+def group_of(conn: Connection, host_id: str) -> str | None:
+    explicit = conn.execute(
+        sa.select(group_members.c.group_name).where(group_members.c.host_id == host_id)
+    ).scalar()
+    if explicit is not None:
+        return str(explicit)
+    name = conn.execute(sa.select(hosts.c.name).where(hosts.c.id == host_id)).scalar()
+    if name is None:
+        return None
+    q = sa.select(host_groups).where(host_groups.c.name_pattern.is_not(None))
+    for g in conn.execute(q.order_by(host_groups.c.priority.desc(), host_groups.c.name)).mappings():
+        if fnmatch.fnmatchcase(str(name), str(g["name_pattern"])):
+            return str(g["name"])
+    return None
+
+
+def for_host(engine: Engine, host_id: str) -> dict[str, Any] | None:
+    """The policy a booth should run (rides the ingest answer), or None when its group has none."""
+    with db.read(engine) as conn:
+        group = group_of(conn, host_id)
+        row = None if group is None else _latest(conn, group)
+        if row is None:
+            return None
+        return {
+            "group": group,
+            "version": int(row["version"]),
+            "hash": row["hash"],
+            "body": dict(row["body"]),
+        }
+
+
+def get_policy(engine: Engine, group: str) -> dict[str, Any] | None:
+    with db.read(engine) as conn:
+        if _group(conn, group) is None:
+            return None
+        row = _latest(conn, group)
+        versions = conn.execute(
+            sa.select(policies.c.version).where(policies.c.group_name == group).order_by(policies.c.version)
+        ).scalars()
+        return {
+            "group": group,
+            "version": None if row is None else int(row["version"]),
+            "hash": None if row is None else row["hash"],
+            "body": None if row is None else dict(row["body"]),
+            "versions": [int(v) for v in versions],
+        }
+
+
+def record_report(engine: Engine, host_id: str, event: dict[str, Any], *, now: float) -> None:
+    """Remember the last agent.policy_applied / agent.config_rejected a booth sent."""
+    data = event.get("data") or {}
+    version = data.get("version")
+    values: dict[str, Any] = {"reported_at": now}
+    if event.get("type") == "agent.policy_applied":
+        values |= {"applied_version": version, "applied_hash": str(data.get("hash"))[:64]}
+        values |= {"group_name": data.get("group"), "rejected_version": None, "rejected_reason": None}
+    else:
+        values |= {"rejected_version": version, "rejected_reason": str(data.get("reason"))[:255]}
+    with db.write(engine) as conn:
+        updated = conn.execute(
+            sa.update(host_policy).where(host_policy.c.host_id == host_id).values(**values)
+        )
+        if not updated.rowcount:
+            conn.execute(sa.insert(host_policy).values(host_id=host_id, **values))
+
+
+def status(engine: Engine) -> list[dict[str, Any]]:
+    """Per booth: its group, the version it should run, the one it reported, and whether it is behind."""
+    out = []
+    with db.read(engine) as conn:
+        reported = {r["host_id"]: r for r in conn.execute(sa.select(host_policy)).mappings()}
+        for host_id, name in conn.execute(sa.select(hosts.c.id, hosts.c.name).order_by(hosts.c.name)):
+            group = group_of(conn, host_id)
+            latest = None if group is None else _latest(conn, group)
+            want = None if latest is None else int(latest["version"])
+            rep = reported.get(host_id)
+            applied = None if rep is None else rep["applied_version"]
+            out.append(
+                {
+                    "host_id": host_id,
+                    "name": name,
+                    "group": group,
+                    "policy_version": want,
+                    "applied_version": applied,
+                    "rejected_version": None if rep is None else rep["rejected_version"],
+                    "rejected_reason": None if rep is None else rep["rejected_reason"],
+                    "behind": want is not None and applied != want,
+                }
+            )
+    return out

@@ -1,0 +1,75 @@
+"""Central policy: the agent config sections a collector group may set, validated by the agent's own models.
+
+The same code runs on the collector (before a policy can be published) and on the agent (before the
+drop-in is written), so both refuse the same documents with the same key and reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from boothguard.lock.settings import LockSection
+from boothguard.session.settings import ClipboardSection, ScreenshotSection
+from boothguard.usb.settings import UsbSection
+
+# Only these sections may come from the collector: [agent] and [ship] (paths, the collector URL, the
+# token) stay local, so a policy can never redirect a booth to another collector.
+SECTIONS = ("usb", "clipboard", "screenshot", "lock")
+# Keys that describe the booth's own machine, not policy: only local files set them.
+LOCAL_ONLY = {("usb", "sysfs_root"), ("usb", "uevent_source")}
+
+
+class PolicyDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, regex_engine="python-re")
+    usb: UsbSection = Field(default_factory=UsbSection)
+    clipboard: ClipboardSection = Field(default_factory=ClipboardSection)
+    screenshot: ScreenshotSection = Field(default_factory=ScreenshotSection)
+    lock: LockSection = Field(default_factory=LockSection)
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    key: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"key": self.key, "reason": self.reason}
+
+
+def problems(body: object) -> list[PolicyProblem]:
+    """Every problem in a policy body (a dict of sections); empty when it is valid."""
+    if not isinstance(body, dict):
+        return [PolicyProblem("-", "policy must be an object of sections")]
+    local = [
+        PolicyProblem(f"{sec}.{key}", "set by the booth's local config only, not by a policy")
+        for sec, key in sorted(LOCAL_ONLY)
+        if isinstance(body.get(sec), dict) and key in body[sec]
+    ]
+    if local:
+        return local
+    try:
+        PolicyDoc.model_validate(body)
+    except ValidationError as exc:
+        out = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "-"
+            reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
+                reason = f"section not allowed in a policy (allowed: {', '.join(SECTIONS)})"
+            out.append(PolicyProblem(key, reason))
+        return out
+    return []
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    """The bytes hashed on both sides: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def policy_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(body)).hexdigest()

@@ -1,0 +1,77 @@
+"""Central policy on the collector: groups, validation with the agent's models, versions, audit, delivery."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from boothguard.collector import db, users
+from boothguard.collector.schema import audit_log, policies
+from tests.collector.conftest import SECRET
+from tests.collector.helpers import FakeAgent, client, enroll, make_store, post
+from tests.collector.test_hosts import basic
+
+HEADSET = {
+    "usb": {
+        "mode": "enforce",
+        "rules": [{"id": "headset", "action": "allow", "vendor_id": "1395", "product_id": "0025"}],
+    }
+}
+
+
+def test_policy_validated_versioned_audited_and_delivered(db_url: str, secret_file: Path) -> None:
+    store = make_store(db_url)
+    users.add_user(store.engine, "adm", "admin", "adm-password", now=time.time())
+    users.add_user(store.engine, "vic", "viewer", "vic-password", now=time.time())
+    adm, vic = basic("adm", "adm-password"), basic("vic", "vic-password")
+    with client(store, secret_file) as c:
+        token = enroll(c, SECRET, "m-1", "floor2-booth-07")
+        agent = FakeAgent("m-1", "floor2-booth-07")
+        assert (
+            post(c, token, [agent.emit()]).json().get("policy") is None
+        )  # no group: the booth runs its local config
+        grp = {"name_pattern": "floor2-*"}
+        assert c.put("/v1/groups/floor2", json=grp, headers=vic).status_code == 403
+        assert c.put("/v1/groups/floor2", json=grp, headers=adm).status_code == 200
+        bad = {"usb": {"mode": "enforc", "rules": [{"id": "x", "action": "allow", "bogus": 1}]}, "ship": {}}
+        r = c.put("/v1/groups/floor2/policy", json=bad, headers=adm)
+        assert r.status_code == 422
+        keys = {p["key"]: p["reason"] for p in r.json()["problems"]}
+        assert "usb.mode" in keys
+        assert "usb.rules.0.bogus" in keys
+        assert keys["ship"].startswith("section not")
+        r = c.put("/v1/groups/floor2/policy", json={"usb": {"sysfs_root": "/tmp"}}, headers=adm)
+        assert r.status_code == 422
+        assert r.json()["problems"][0]["key"] == "usb.sysfs_root"
+        with db.read(store.engine) as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(policies)).scalar() == 0
+        r = c.put("/v1/groups/floor2/policy", json=HEADSET, headers=adm)
+        assert r.status_code == 201
+        assert r.json()["version"] == 1
+        digest = r.json()["hash"]
+        delivered = post(c, token, [agent.emit()]).json()["policy"]
+        assert (delivered["version"], delivered["hash"], delivered["body"]) == (1, digest, HEADSET)
+        status = c.get("/v1/policy/status", headers=vic).json()["hosts"]
+        assert status[0]["behind"]
+        assert status[0]["policy_version"] == 1
+        applied = agent.emit("agent.policy_applied", data={"version": 1, "hash": digest, "group": "floor2"})
+        post(c, token, [applied])
+        [row] = c.get("/v1/policy/status", headers=vic).json()["hosts"]
+        assert (row["applied_version"], row["behind"]) == (1, False)
+        v2 = {"usb": {"mode": "audit"}}
+        assert c.put("/v1/groups/floor2/policy", json=v2, headers=adm).json()["version"] == 2
+        assert c.get("/v1/policy/status", headers=vic).json()["hosts"][0]["behind"]
+        # Explicit assignment beats the name pattern; a group without a policy sends none.
+        assert c.put("/v1/groups/quiet", json={}, headers=adm).status_code == 200
+        assert c.put("/v1/hosts/m-1/group", json={"group": "quiet"}, headers=adm).status_code == 200
+        assert c.put("/v1/hosts/m-1/group", json={"group": "nope"}, headers=adm).status_code == 404
+        assert post(c, token, [agent.emit()]).json().get("policy") is None
+    with db.read(store.engine) as conn:
+        rows = conn.execute(
+            sa.select(audit_log.c.action, audit_log.c.detail).where(audit_log.c.action == "policy.publish")
+        ).all()
+    assert [r.detail["version"] for r in rows] == [1, 2]
+    assert rows[1].detail["diff"]["usb.mode"] == ["enforce", "audit"]
+    assert rows[1].detail["diff"]["usb.rules"][1] is None
