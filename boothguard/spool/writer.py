@@ -183,8 +183,14 @@ class SpoolWriter:
                 self.sealed_ahead += 1
             done = [burst] if self._ahead is None else [burst, self._ahead]
             try:
-                committed = await commit
+                # Shielded: stop() cancelling the loop must not cancel a commit the spool thread is running
+                # (a cancelled await looked like a failed commit and sent the loop into a recommit, after
+                # which it waited for new work forever and the agent never stopped).
+                committed = await asyncio.shield(commit)
                 done = [burst]
+            except asyncio.CancelledError:
+                await self._finish_commit_then_stop(commit, burst)
+                raise
             except BaseException:
                 gate.set()
                 self._ahead = None
@@ -198,6 +204,25 @@ class SpoolWriter:
             if self.observers:
                 for draft in committed.drafts:
                     self._show(draft)
+
+    async def _finish_commit_then_stop(self, commit: asyncio.Future[SealedBatch], burst: _Burst) -> None:
+        """Cancelled mid-commit (stop): wait for that commit and answer its callers. A burst taken ahead
+        (and a commit that failed) is not stored: a sealing is rewound, the items go back to the queue."""
+        ahead, self._ahead = self._ahead, None
+        self._gate.set()
+        committed: SealedBatch | None = None
+        with contextlib.suppress(BaseException):  # not stored: the next start's recovery accounts for it
+            committed = await commit
+        if ahead is not None:
+            if ahead.sealed is not None:
+                with contextlib.suppress(BaseException):
+                    sealing = await ahead.sealed
+                    await self.call(self.spool.rewind, [sealing])
+            self._items.extendleft(reversed(ahead.items))
+        if committed is not None:
+            self._answer([burst], committed)
+        else:  # not stored: back to the queue, which is what stop() leaves over
+            self._items.extendleft(reversed(burst.items))
 
     def _take(self) -> _Burst:
         # Bursts of thousands pass here: per-event work stays in C (list, map, compress).

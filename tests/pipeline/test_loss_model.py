@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -86,3 +87,28 @@ async def test_an_emit_cancelled_while_the_queue_is_full_is_declared(tmp_path: P
     await committed(writer)
     await writer.stop()
     assert gaps(stored(tmp_path / "spool.db")) == {"emit_cancelled": 1}
+
+
+async def test_stop_while_a_commit_waits_returns(tmp_path: Path) -> None:
+    """stop() cancelling the writer mid-commit: the cancelled await used to look like a failed commit, the
+    loop went into a recommit and then waited for work forever — the agent never stopped on SIGTERM."""
+    path = tmp_path / "spool.db"
+    writer = writer_at(path)
+    await writer.start()
+    await writer.emit(Draft("custom.t", "info", {"i": 0}))
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock: the next commit waits (busy timeout)
+    pending = writer.submit(Draft("custom.t", "info", {"i": 1}))
+    async with asyncio.timeout(10):  # taken by the loop and in its commit
+        while writer.queued or writer._idle.is_set():
+            await asyncio.sleep(0.01)
+    assert writer.task is not None
+    stopping = asyncio.ensure_future(writer.stop(drain_timeout=0.05))
+    async with asyncio.timeout(10):  # stop() has cancelled the loop while the commit still waits
+        while not writer.task.cancelling():
+            await asyncio.sleep(0.01)
+    blocker.rollback()  # now the commit goes through
+    blocker.close()
+    await asyncio.wait_for(stopping, timeout=30)
+    assert (await pending)["seq"] == 2
+    assert [e.data.get("i") for e in stored(path) if e.type == "custom.t"] == [0, 1]
