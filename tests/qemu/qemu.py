@@ -27,6 +27,15 @@ def _connect(path: Path, deadline: float) -> socket.socket:
 
 class Guest:
     def __init__(self, image: Image, work: Path) -> None:
+        self._launch(
+            work,
+            ["-no-reboot", "-kernel", str(image.kernel), "-initrd", str(image.initrd)],
+            "console=ttyS0 panic=-1 loglevel=4",
+            ["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on"],
+        )
+
+    def _launch(self, work: Path, boot: list[str], cmdline: str, extra: list[str]) -> None:
+        """Start QEMU/TCG with xhci, the work dir over 9p, ttyS0 to a file, ttyS1 and QMP on sockets."""
         self.work = work
         self.qmp_path = work / "qmp.sock"
         self.ctl_path = work / "ctl.sock"
@@ -34,37 +43,14 @@ class Guest:
         self.proc = subprocess.Popen(
             [
                 "qemu-system-x86_64",
-                "-M",
-                "q35",
-                "-accel",
-                "tcg",
-                "-m",
-                "1024",
-                "-smp",
-                "1",
-                "-display",
-                "none",
-                "-no-reboot",
-                "-monitor",
-                "none",
-                "-kernel",
-                str(image.kernel),
-                "-initrd",
-                str(image.initrd),
-                "-append",
-                "console=ttyS0 panic=-1 loglevel=4",
-                "-device",
-                "qemu-xhci,id=xhci",
-                "-virtfs",
-                "local,path=/,mount_tag=hostroot,security_model=none,readonly=on",
-                "-virtfs",
-                f"local,path={work},mount_tag=work,security_model=none",
-                "-serial",
-                f"file:{self.console}",
-                "-serial",
-                f"unix:{self.ctl_path},server=on,wait=off",
-                "-qmp",
-                f"unix:{self.qmp_path},server=on,wait=off",
+                *("-M", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1"),
+                *("-display", "none", "-monitor", "none"),
+                *boot,
+                *("-append", cmdline, "-device", "qemu-xhci,id=xhci"),
+                *extra,
+                *("-virtfs", f"local,path={work},mount_tag=work,security_model=none"),
+                *("-serial", f"file:{self.console}", "-serial", f"unix:{self.ctl_path},server=on,wait=off"),
+                *("-qmp", f"unix:{self.qmp_path},server=on,wait=off"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
