@@ -161,7 +161,7 @@ class SpoolWriter:
         self._ahead = None
         while True:
             if self._ahead is None:
-                if not self._items:
+                if not self._items and not self._losses_pending():  # a loss recorded mid-commit too
                     self._idle.set()
                     self._wake.clear()
                     await self._wake.wait()
@@ -206,23 +206,24 @@ class SpoolWriter:
                     self._show(draft)
 
     async def _finish_commit_then_stop(self, commit: asyncio.Future[SealedBatch], burst: _Burst) -> None:
-        """Cancelled mid-commit (stop): wait for that commit and answer its callers. A burst taken ahead
-        (and a commit that failed) is not stored: a sealing is rewound, the items go back to the queue."""
+        """Cancelled mid-commit (stop): wait for that commit and answer its callers, then commit the burst
+        sealed ahead of it too — taken off the queue, it is no longer what stop() counts as left over."""
         ahead, self._ahead = self._ahead, None
         self._gate.set()
-        committed: SealedBatch | None = None
-        with contextlib.suppress(BaseException):  # not stored: the next start's recovery accounts for it
-            committed = await commit
-        if ahead is not None:
-            if ahead.sealed is not None:
-                with contextlib.suppress(BaseException):
-                    sealing = await ahead.sealed
-                    await self.call(self.spool.rewind, [sealing])
-            self._items.extendleft(reversed(ahead.items))
-        if committed is not None:
-            self._answer([burst], committed)
-        else:  # not stored: back to the queue, which is what stop() leaves over
-            self._items.extendleft(reversed(burst.items))
+        try:
+            self._answer([burst], await commit)
+        except BaseException as exc:  # a commit failing now is a persistence failure, as anywhere else
+            self._fail(exc, [*burst.items, *(ahead.items if ahead else [])])
+            return
+        if ahead is not None and ahead.sealed is not None:
+            try:
+                sealing = await ahead.sealed
+                self._answer([ahead], await self.call(self.spool.commit, sealing))
+            except BaseException as exc:
+                self._fail(exc, ahead.items)
+
+    def _losses_pending(self) -> bool:
+        return any(count != self._lost_taken.get(reason, 0) for reason, count in self.lost.items())
 
     def _take(self) -> _Burst:
         # Bursts of thousands pass here: per-event work stays in C (list, map, compress).
@@ -321,11 +322,16 @@ class SpoolWriter:
         await self.call(lambda: None)
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
-        """Commit what is queued (within `drain_timeout`; the rest is declared at next start); close."""
+        """Commit what is queued within `drain_timeout`; what is still queued then is not written and is
+        declared (`spool.gap` `reason: stop_drain_timeout`) by a last commit, bounded the same; close."""
         if self._task is not None:
             if self.failure is None and self._items:
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._drained(), timeout=drain_timeout)
+                except TimeoutError:
+                    self._give_up_queued()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._drained(), timeout=drain_timeout)
             self._task.cancel()
             self._gate.set()  # a sealer waiting on a commit that will not come
             with contextlib.suppress(asyncio.CancelledError):
@@ -334,6 +340,19 @@ class SpoolWriter:
             await self.call(self.spool.close)
         self._executor.shutdown(wait=True)
         self._sealer.shutdown(wait=True)
+
+    def _give_up_queued(self) -> None:
+        # Only what no burst has taken: those drafts can no longer be written by any path (a cancelled
+        # commit's retry writes its own bursts, which are not counted here), so the count is exact.
+        items = list(self._items)
+        self._items.clear()
+        self._space.set()
+        for _, fut in items:
+            if fut is not None and not fut.done():
+                fut.cancel()
+        if items:
+            _log.warning("spool_stop_drain_timeout", dropped=len(items))
+            self.record_lost("stop_drain_timeout", len(items))
 
     async def _drained(self) -> None:
         while self._items or not self._idle.is_set():

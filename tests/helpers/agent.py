@@ -54,6 +54,7 @@ class AgentProcess:
         self.config = write_config(tmp / "agent.toml", base)
         self.env = {**os.environ, **(env or {})}
         self.env.pop("NOTIFY_SOCKET", None) if "NOTIFY_SOCKET" not in (env or {}) else None
+        self.python = sys.executable  # the interpreter the agent runs on (bench_idle: a runtime-only venv)
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self._mark = 0
@@ -65,7 +66,7 @@ class AgentProcess:
     def start(self, wait: bool = True) -> AgentProcess:
         self._mark = len(self.lines)  # a restart must wait for its own agent_ready line
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "boothguard", "agent", "--config", str(self.config)],
+            [self.python, "-m", "boothguard", "agent", "--config", str(self.config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

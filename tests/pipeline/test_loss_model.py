@@ -112,3 +112,30 @@ async def test_stop_while_a_commit_waits_returns(tmp_path: Path) -> None:
     await asyncio.wait_for(stopping, timeout=30)
     assert (await pending)["seq"] == 2
     assert [e.data.get("i") for e in stored(path) if e.type == "custom.t"] == [0, 1]
+
+
+async def test_events_still_queued_when_the_stop_drain_runs_out_are_declared(tmp_path: Path) -> None:
+    writer = writer_at(tmp_path / "spool.db")
+    await writer.start()
+    blocker = threading.Event()
+    hold = writer.call_soon(blocker.wait)  # a commit that takes longer than the stop drain
+    for i in range(3):
+        writer.try_emit(Draft("custom.taken", "info", {"i": i}))
+    while writer.queued:  # the loop took these three: their commit waits behind the blocker
+        await asyncio.sleep(0.01)
+    for i in range(4):
+        writer.try_emit(Draft("custom.queued", "info", {"i": i}))
+    stopping = asyncio.create_task(writer.stop(drain_timeout=0.2))
+    try:
+        async with asyncio.timeout(20):
+            while "stop_drain_timeout" not in writer.lost:
+                await asyncio.sleep(0.01)
+    finally:
+        blocker.set()
+    await hold
+    await stopping
+    events = stored(tmp_path / "spool.db")
+    types = [e.type for e in events]
+    assert types.count("custom.taken") == 3  # taken before the deadline: written
+    assert types.count("custom.queued") == 0
+    assert gaps(events) == {"stop_drain_timeout": 4}  # exactly what was not written
