@@ -78,7 +78,7 @@ def booth(logind: MockLogind) -> Iterator[Agent]:
         {
             "lock": {
                 "bus_address": logind.address,
-                "verify_seconds": 3,
+                "verify_seconds": 15,  # a real locker under a loaded CI machine; a proof ends the wait early
                 "refresh_seconds": 1,
                 "idle_seconds": 0,
                 "x11_poll_seconds": 0.3,
