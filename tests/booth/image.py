@@ -8,7 +8,6 @@ root so the booth's own udev loads usb-storage, usbhid, snd-usb-audio as a real 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import shutil
 import subprocess
@@ -165,26 +164,4 @@ def _debootstrap(build_dir: Path) -> None:
 
 
 def _initramfs(kver: str, kroot: Path, out: Path) -> None:
-    stage = out.with_suffix(".d")
-    shutil.rmtree(stage, ignore_errors=True)
-    (stage / "bin").mkdir(parents=True)
-    (stage / "modules").mkdir()
-    shutil.copy("/bin/busybox", stage / "bin" / "busybox")
-    order: list[str] = []
-    for module in INITRD_MODULES:
-        for line in _run(["modprobe", "-d", str(kroot), "-S", kver, "--show-depends", module]).splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[0] == "insmod" and Path(parts[1]).name not in order:
-                shutil.copy(parts[1], stage / "modules" / Path(parts[1]).name)
-                order.append(Path(parts[1]).name)
-    (stage / "modules" / "order").write_text("\n".join(order) + "\n")
-    (stage / "init").write_text(INIT)
-    (stage / "init").chmod(0o755)
-    files = subprocess.run(["find", "."], cwd=stage, check=True, capture_output=True).stdout
-    cpio = subprocess.run(
-        ["cpio", "-o", "-H", "newc", "--quiet"], cwd=stage, input=files, check=True, capture_output=True
-    ).stdout
-    tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(gzip.compress(cpio, compresslevel=1))
-    tmp.rename(out)
-    shutil.rmtree(stage)
+    qimage.build_initramfs(kroot, kver, INITRD_MODULES, INIT, out)

@@ -11,6 +11,7 @@ import gzip
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,13 +100,21 @@ def _key(repo: Path, python: Path) -> str:
 
 
 def _initramfs(kroot: Path, kver: str, repo: Path, python: Path, out: Path) -> None:
+    build_initramfs(
+        kroot, kver, MODULES, INIT.replace("@REPO@", str(repo)).replace("@PYTHON@", str(python)), out
+    )
+
+
+def build_initramfs(kroot: Path, kver: str, modules: Sequence[str], init: str, out: Path) -> None:
+    """A gzipped cpio with static busybox, `modules` and their dependencies (load order in modules/order)
+    and `init`; written atomically to `out`. The booth's initrd is built the same way."""
     stage = out.with_suffix(".d")
     shutil.rmtree(stage, ignore_errors=True)
     (stage / "bin").mkdir(parents=True)
     (stage / "modules").mkdir()
     shutil.copy("/bin/busybox", stage / "bin" / "busybox")
     order: list[str] = []
-    for module in MODULES:
+    for module in modules:
         deps = _run(["modprobe", "-d", str(kroot), "-S", kver, "--show-depends", module])
         for line in deps.splitlines():
             parts = line.split()
@@ -115,9 +124,8 @@ def _initramfs(kroot: Path, kver: str, repo: Path, python: Path, out: Path) -> N
                     shutil.copy(parts[1], stage / "modules" / name)
                     order.append(name)
     (stage / "modules" / "order").write_text("\n".join(order) + "\n")
-    init = stage / "init"
-    init.write_text(INIT.replace("@REPO@", str(repo)).replace("@PYTHON@", str(python)))
-    init.chmod(0o755)
+    (stage / "init").write_text(init)
+    (stage / "init").chmod(0o755)
     files = subprocess.run(["find", "."], cwd=stage, check=True, capture_output=True).stdout
     cpio = subprocess.run(
         ["cpio", "-o", "-H", "newc", "--quiet"], cwd=stage, input=files, check=True, capture_output=True
