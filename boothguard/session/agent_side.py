@@ -21,14 +21,12 @@ from boothguard.agent.plugin import AgentContext, Handler, SessionListener
 from boothguard.config import AgentConfig
 from boothguard.errors import EXIT_PERMISSION, EXIT_USAGE
 from boothguard.events import SEVERITY_RANK, Draft
-from boothguard.lock.logind import Logind, LogindError, system_bus_address
 from boothguard.session import protocol as p
+from boothguard.session.binding import SessionBinder
 from boothguard.session.fingerprint import load_or_create_key
 from boothguard.session.quarantine_door import QuarantineDoor, door_path
 
 EXIT_RATE = 75  # EX_TEMPFAIL: shed by the connection's budget, try later
-# How long the same refused registration (uid, claimed session, reason) is not reported again.
-DENIED_REPORT_SECONDS = 60.0
 
 _log = log.get("sessions")
 State = Literal["alive", "missing", "ended"]
@@ -79,9 +77,8 @@ class SessionsPlugin:
         self._ctx: AgentContext | None = None
         self._key = b""
         self.quarantined = 0
-        self._logind: Logind | None = None
+        self._binder = SessionBinder(lambda: self.config.lock.bus_address, self._now)
         self._budgets: dict[int, trust.ConnectionBudget] = {}
-        self._denied_reported: dict[tuple[int, str, str], float] = {}
         self.shed = 0
         self._door: QuarantineDoor | None = None
 
@@ -118,9 +115,7 @@ class SessionsPlugin:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for fut, _ in self._pending.values():
             fut.cancel()
-        if self._logind is not None:
-            with contextlib.suppress(TimeoutError):  # a stuck bus must not hold up the agent's stop
-                await asyncio.wait_for(self._logind.close(), 2.0)
+        await self._binder.close()
         if self._door is not None:
             await self._door.stop()
 
@@ -256,7 +251,7 @@ class SessionsPlugin:
             return await self._deny(peer, sid, "the session already has a watcher")
         bound = False
         if not peer.is_root:
-            refusal = await self._bind(peer, sid)
+            refusal = await self._binder.why_not(peer, sid)
             if refusal is not None:
                 return await self._deny(peer, sid, refusal)
             bound = True
@@ -307,35 +302,9 @@ class SessionsPlugin:
             **self._policy(),
         }
 
-    async def _bind(self, peer: Peer, sid: str) -> str | None:
-        """None when logind puts the peer's pid in session `sid` owned by the peer's uid; else why not."""
-        try:
-            if self._logind is None or not self._logind.connected:
-                self._logind = Logind(system_bus_address(self.config.lock.bus_address), self._now)
-                await self._logind.connect()
-            info = await self._logind.session_by_pid(peer.pid)
-        except LogindError as exc:
-            _log.warning("watcher_bind_failed", uid=peer.uid, pid=peer.pid, error=str(exc))
-            return "logind is not reachable: cannot bind the watcher to a session"
-        if info is None:
-            return f"pid {peer.pid} is in no logind session"
-        if info.id != sid:
-            return f"pid {peer.pid} is in logind session {info.id}, not {sid}"
-        if info.uid != peer.uid:
-            return f"logind session {sid} belongs to uid {info.uid}"
-        return None
-
     async def _deny(self, peer: Peer, sid: str, reason: str) -> dict[str, Any]:
         _log.warning("watcher_register_denied", session=sid, uid=peer.uid, pid=peer.pid, reason=reason)
-        now = self._now()
-        key = (peer.uid, sid, reason)
-        last = self._denied_reported.get(key)
-        if (
-            last is None or now - last >= DENIED_REPORT_SECONDS
-        ):  # a retrying watcher is reported once a minute
-            if len(self._denied_reported) > 1024:
-                self._denied_reported.clear()
-            self._denied_reported[key] = now
+        if self._binder.report_due(peer, sid, reason):
             await self._emit(
                 Draft(
                     "session.register_denied",
