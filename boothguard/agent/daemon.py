@@ -55,6 +55,7 @@ class Agent:
         self.config_path = config_path
         self.plugins = build_plugins(cfg) if plugins is None else plugins
         self.started_plugins: list[Plugin] = []
+        self.failed_plugins: list[str] = []  # names of plugins whose start raised (reported, not retried)
         state = cfg.agent.state_dir
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.host = host_ref(cfg.agent.machine_id_file, state, cfg.agent.host_name)
@@ -105,6 +106,8 @@ class Agent:
             self._spawn_core(self._heartbeats(), "heartbeats")
             self._spawn(self._watchdog())
             sd_notify("READY=1")
+            if self.failed_plugins:  # running, but not all of it: say so where `systemctl status` looks
+                sd_notify(f"STATUS=degraded: plugin failed to start: {', '.join(self.failed_plugins)}")
             release_freed_memory()
             _log.info("agent_ready", host=self.host.id, socket=str(self.config.socket_path))
             waits = [
@@ -191,6 +194,7 @@ class Agent:
                 await plugin.start(self.ctx)
             except Exception as exc:  # a broken source is reported, the others keep running
                 _log.exception("plugin_start_failed", plugin=plugin.name)
+                self.failed_plugins.append(plugin.name)
                 await self.writer.emit(
                     Draft("agent.plugin_failed", "high", {"plugin": plugin.name, "error": repr(exc)[:500]})
                 )
@@ -246,6 +250,7 @@ class Agent:
             "dropped": {"queue_full": 0, **self.writer.lost, "spool_full": stats.dropped_full},
             "dead_letters": stats.dead_letters,
             "disk_full": stats.disk_full,
+            "plugins_failed": list(self.failed_plugins),
             "boot_id": boot_id(),
             "uptime_s": round(time.monotonic() - self.started_at, 1),
         }
@@ -305,6 +310,7 @@ class Agent:
                 "usb_mode": self.config.usb.mode,
                 "uptime_s": round(time.monotonic() - self.started_at, 1),
                 "supervisor": self.supervisor.status(),
+                "plugins_failed": list(self.failed_plugins),
             },
             "spool": {
                 "last_seq": stats.head_seq,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -72,3 +73,36 @@ def test_a_healthy_agent_feeds_the_watchdog(tmp_path: Path, notify_socket: socke
         assert agent.request("status")["agent"]["supervisor"]["alive"] is True
     finally:
         assert agent.stop() == 0
+
+
+def test_a_plugin_that_fails_to_start_is_reported_not_hidden(
+    tmp_path: Path, notify_socket: socket.socket
+) -> None:
+    # Fault injection: the sessions plugin's key file is a directory, so its start raises.
+    (tmp_path / "state" / "clipboard.key").mkdir(parents=True)
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
+    agent = AgentProcess(tmp_path, {"agent": {"heartbeat_seconds": 0.2}}, env=env).start()
+    try:
+        seen: list[str] = []
+        deadline = time.monotonic() + 20
+        while "STATUS=degraded: plugin failed to start: sessions" not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += _received(notify_socket)
+        assert "READY=1" in seen  # it runs (degraded), so systemd does not restart it in a loop
+        status = agent.request("status")
+        assert status["agent"]["plugins_failed"] == ["sessions"]
+        assert "sessions" not in status  # not started, so no status of its own
+        assert status["agent"]["supervisor"]["alive"] is True  # the rest runs on
+        deadline = time.monotonic() + 20
+        while not any(b'"agent.heartbeat"' in body for _, body in agent.spool_rows()):
+            assert time.monotonic() < deadline, "no heartbeat"
+            time.sleep(0.05)
+    finally:
+        assert agent.stop() == 0
+    events = [json.loads(body) for _, body in agent.spool_rows()]
+    (failed,) = [e for e in events if e["type"] == "agent.plugin_failed"]
+    assert failed["severity"] == "high"
+    assert failed["data"]["plugin"] == "sessions"
+    assert "IsADirectoryError" in failed["data"]["error"]
+    beat = next(e for e in events if e["type"] == "agent.heartbeat")
+    assert beat["data"]["plugins_failed"] == ["sessions"]

@@ -77,4 +77,12 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
         severity="medium",
         title="Agent on {host} rejected a new config",
     ),
+    RuleSpec(
+        # The agent keeps running without the plugin (isolated failure): what it no longer watches must reach
+        # security, not only the booth's journal.
+        id="plugin-failed",
+        types=["agent.plugin_failed"],
+        severity="high",
+        title="Agent on {host}: plugin {data.plugin} failed to start",
+    ),
 )
