@@ -115,7 +115,11 @@ def _handlers(app: FastAPI, svc: Services) -> None:
 
 async def _background(svc: Services) -> None:
     """Silence and late chain holes are checked here; a failing check is counted and retried."""
-    checks = (("silence", svc.store.check_silence), ("chain", svc.store.settle_chains))
+
+    def settle() -> list[Alert]:
+        return svc.store.settle_chains(lambda kind: svc.metrics.findings.labels(kind).inc())
+
+    checks = (("silence", svc.store.check_silence), ("chain", settle))
     while True:
         await asyncio.sleep(svc.settings.silence_check_seconds)
         for name, check in checks:

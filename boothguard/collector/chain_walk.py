@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,8 +78,9 @@ def declared_ranges(conn: Connection, host_id: str) -> list[tuple[int, int]]:
     return [rng for (data,) in conn.execute(q) if (rng := declared_range(data))]
 
 
-def settle_chains(store: StoreParts) -> list[Alert]:
-    """Report holes that outwaited the grace period even if the host sends nothing more."""
+def settle_chains(store: StoreParts, on_finding: Callable[[str], None] | None = None) -> list[Alert]:
+    """Report holes that outwaited the grace period even if the host sends nothing more; `on_finding`
+    counts each finding by kind (the metrics count these as they count ingest's)."""
     now = store.clock()
     cutoff = now - store.settings.chain_gap_grace_seconds
     with db.read(store.engine) as conn:
@@ -91,6 +93,9 @@ def settle_chains(store: StoreParts) -> list[Alert]:
             if host is None or host["hole_since"] is None:
                 continue
             walk = walk_chain(conn, host, [], now, grace=store.settings.chain_gap_grace_seconds)
+            if on_finding is not None:
+                for finding in walk.findings:
+                    on_finding(finding.kind)
             values = host_values(host, [], walk, walk.findings, now)
             for key in ("last_seen", "state", "silent_reason"):
                 values.pop(key)

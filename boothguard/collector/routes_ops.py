@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
 
+from boothguard.collector.fleet_metrics import FleetCollector
+
 if TYPE_CHECKING:
     # app.py imports this module; Services is only an annotation here.
     from boothguard.collector.app import Services
@@ -32,6 +34,11 @@ def mount(app: FastAPI, svc: Services) -> None:
             return JSONResponse({"status": "database unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    stats = getattr(svc.dispatcher, "stats", None)  # the real dispatcher counts per channel
+    svc.metrics.registry.register(FleetCollector(store.engine, stats))
+
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # The fleet figures are database reads: off the event loop.
+        text = await run(generate_latest, svc.metrics.registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)

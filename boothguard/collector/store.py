@@ -72,9 +72,9 @@ class Store:
     def threshold(self, row: RowMapping) -> float:
         return hosts_store.threshold(self.settings, row)
 
-    def settle_chains(self) -> list[Alert]:
+    def settle_chains(self, on_finding: Callable[[str], None] | None = None) -> list[Alert]:
         """Report holes that outwaited the grace period even if the host sends nothing more."""
-        return chain_walk.settle_chains(self)
+        return chain_walk.settle_chains(self, on_finding)
 
     def add_command(
         self, host_id: str, ctype: str, body: dict[str, Any], actor: str
