@@ -2,12 +2,16 @@
 an agent shipping to it, supervised together until Ctrl-C.
 
 USB runs in `audit` mode unless `--enforce` is given: trying boothguard must never lock a developer out of
-their own keyboard. Everything else uses the normal config files (/etc/boothguard/*.toml) and defaults.
+their own keyboard. Those settings and the collector's address go into a drop-in (`10-quickstart.toml` in
+the agent config's `.d` directory), so `doctor`, `usb list` and `config check` read what the running agent
+runs with; later drop-ins (the collector's policy, 50-) and the environment still override it. Everything
+else uses the normal config files (/etc/boothguard/*.toml) and defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -36,6 +40,25 @@ def register(sub: Any) -> None:
 
 def _with_config(argv: list[str], path: Path | None) -> list[str]:
     return [*argv, "--config", str(path)] if path else argv
+
+
+def write_dropin(agent_config: Path, url: str, *, enforce: bool) -> Path:
+    """The quickstart's settings as a drop-in of `agent_config` (replaced atomically on each run)."""
+    dropins = agent_config.with_suffix(".d")
+    dropins.mkdir(mode=0o755, parents=True, exist_ok=True)
+    path = dropins / "10-quickstart.toml"
+    lines = [
+        "# Written by `boothguard quickstart`; delete to undo. Later drop-ins and BOOTHGUARD_* override it.",
+        "[ship]",
+        f"collector_url = {json.dumps(url)}",
+    ]
+    if not enforce:
+        lines += ["", "[usb]", 'mode = "audit"  # quickstart without --enforce: nobody is locked out']
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+    return path
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> bool:
@@ -88,10 +111,9 @@ def _quickstart(args: argparse.Namespace) -> int:
         )
         if enroll.returncode != 0:
             return enroll.returncode
-        env = {**os.environ, "BOOTHGUARD_SHIP__COLLECTOR_URL": url}
-        if not args.enforce:
-            env["BOOTHGUARD_USB__MODE"] = "audit"
-        agent = subprocess.Popen(_with_config([*BOOTHGUARD, "agent"], args.config), env=env)
+        dropin = write_dropin(args.config or config.ETC / "agent.toml", url, enforce=args.enforce)
+        print(f"quickstart: agent settings written to {dropin}")
+        agent = subprocess.Popen(_with_config([*BOOTHGUARD, "agent"], args.config))
         procs.append(agent)
         print(
             f"quickstart: collector {url} (dashboard {url}/), agent shipping to it; "

@@ -67,6 +67,20 @@ def test_quickstart_ships_agent_events_to_its_collector_and_stops_cleanly(tmp_pa
         assert "agent.started" in stored_types(db)
         assert (tmp_path / "state" / "host.token").stat().st_mode & 0o777 == 0o600
         assert (tmp_path / "enroll.secret").stat().st_mode & 0o777 == 0o600
+        # The settings are in a drop-in, not the agent's environment: doctor tells the running agent's story.
+        dropin = (tmp_path / "agent.d" / "10-quickstart.toml").read_text()
+        assert 'mode = "audit"' in dropin
+        doctor = subprocess.run(
+            [sys.executable, "-m", "boothguard", "doctor", "--config", str(agent_cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+        assert "usb.mode = audit" in doctor, doctor
+        assert not any(
+            line.startswith(("FAIL  collector", "FAIL  agent", "FAIL  token")) for line in doctor.splitlines()
+        ), doctor
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
