@@ -98,6 +98,7 @@ def store_draft(conn: Connection, draft: AlertDraft, now: float) -> int:
                         first_seen=now,
                         last_seen=now,
                         data=dict(obs.data),
+                        user=obs.user,
                         seq_from=obs.seq_from,
                         seq_to=obs.seq_to,
                     )

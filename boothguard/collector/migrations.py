@@ -40,7 +40,12 @@ def _v3(conn: Connection) -> None:
         md.tables[name].create(conn)
 
 
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
+def _v4(conn: Connection) -> None:
+    user = conn.dialect.identifier_preparer.quote("user")  # a reserved word on PostgreSQL
+    conn.execute(sa.text(f"ALTER TABLE alerts ADD COLUMN {user} VARCHAR(256)"))
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
 assert sorted(STEPS) == list(range(1, LATEST + 1))
 
 

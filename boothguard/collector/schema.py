@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-LATEST = 3
+LATEST = 4
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
@@ -62,9 +62,7 @@ def tables(version: int = LATEST) -> sa.MetaData:
     sa.Index("ix_events_time", events.c.time)
     if version >= 2:
         sa.Index("ix_events_type", events.c.type)
-    alerts = sa.Table(
-        "alerts",
-        md,
+    alert_cols: list[sa.schema.SchemaItem] = [
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("rule", sa.String(128), nullable=False),
         sa.Column("severity", sa.String(16), nullable=False),
@@ -86,7 +84,10 @@ def tables(version: int = LATEST) -> sa.MetaData:
         sa.Column("acked_at", sa.Float, nullable=True),
         sa.Column("resolved_by", sa.String(128), nullable=True),
         sa.Column("resolved_at", sa.Float, nullable=True),
-    )
+    ]
+    if version >= 4:  # who the alert is about, for titles rendered per viewer's language
+        alert_cols.append(sa.Column("user", sa.String(256), nullable=True))
+    alerts = sa.Table("alerts", md, *alert_cols)
     # One unresolved alert per group, even with several collector processes.
     sa.Index(
         "ix_alerts_active_group",

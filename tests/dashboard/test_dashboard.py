@@ -360,3 +360,30 @@ def test_secure_cookie_over_tls(browser: Any, tmp_path: Path) -> None:
         response = page.goto(f"{col.base}/")
         assert "max-age" in response.headers["strict-transport-security"]
         ctx.close()
+
+
+def test_japanese_titles_and_japanese_event_data_read_as_text(browser: Any, collector: Collector) -> None:
+    """A shipped rule's title in the Japanese UI; Japanese in event data as text (not \\uXXXX) on the
+    events page, the timeline and the printed incident record."""
+    agent = booth(collector, "host-jjj", "booth-ja")
+    note = "お客様の電話番号をメモ帳へ"
+    agent.send(
+        Draft("clipboard.copy", "high", {"pii": {"phone": 1}, "app": "メモ帳", "note": note}, "操作員01")
+    )
+    page = login(browser, collector, "boss")
+    row = page.locator("tr[data-alert-type='clipboard.copy']")
+    expect(row).to_contain_text("booth-ja で 操作員01 が個人情報をコピー (phone:1)")
+    checks = (
+        ("/events?type=clipboard.*", "table.events"),
+        ("/timeline?host=host-jjj", "ol.timeline"),
+        ("/export?host=host-jjj&format=html", "body"),
+    )
+    for path, where in checks:
+        page.goto(collector.base + path)
+        expect(page.locator(where)).to_contain_text(note)
+        assert "\\u" not in page.locator(where).inner_text(), path
+    page.goto(f"{collector.base}/lang/en?next=/")
+    page.goto(f"{collector.base}/")
+    row = page.locator("tr[data-alert-type='clipboard.copy']")
+    expect(row).to_contain_text("Personal data copied on booth-ja by 操作員01 (phone:1)")
+    page.context.close()

@@ -116,3 +116,28 @@ def test_chart_says_when_empty() -> None:
 )
 def test_csv_cells_cannot_run_formulas(text: str, want: str) -> None:
     assert export._cell(text) == want
+
+
+def test_shipped_rule_titles_in_japanese_only_when_the_stored_title_is_the_shipped_one() -> None:
+    from boothguard.collector.alerts.defaults import DEFAULT_RULES
+    from boothguard.collector.web.alert_titles import localized
+
+    en = json.loads((CATALOGS / "en.json").read_text(encoding="utf-8"))
+    for rule in DEFAULT_RULES:  # every shipped rule has a Japanese title; en is the shipped template itself
+        assert en[f"alert_title.{rule.id}"] == rule.title
+    alert = {
+        "rule": "usb-blocked",
+        "title": "USB device blocked on booth-1 (usb.device.blocked, 0781:5567)",
+        "event_type": "usb.device.blocked",
+        "severity": "high",
+        "host_id": "h1",
+        "host_name": "booth-1",
+        "data": {"vendor_id": "0781", "product_id": "5567"},
+        "user": None,
+    }
+    ja, english = i18n.Translator("ja"), i18n.Translator("en")
+    assert localized(alert, ja) == "booth-1 で USB デバイスをブロック (usb.device.blocked, 0781:5567)"
+    assert localized(alert, english) == alert["title"]
+    retitled = {**alert, "title": "Stick on booth-1"}  # the site's own title for the rule: kept as it is
+    assert localized(retitled, ja) == "Stick on booth-1"
+    assert localized({**alert, "rule": "site-rule"}, ja) == alert["title"]

@@ -22,7 +22,7 @@ from boothguard import log
 from boothguard.collector import queries as api_queries
 from boothguard.collector import users
 from boothguard.collector.app import Services
-from boothguard.collector.web import auth, i18n, queries
+from boothguard.collector.web import alert_titles, auth, i18n, queries
 from boothguard.events import SEVERITIES, format_time
 
 _log = log.get("collector.web")
@@ -64,6 +64,8 @@ class Dashboard:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        # `tojson` still escapes < > & ' (HTML-safe); Japanese in event data stays text, not \uXXXX.
+        self.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
 
     # --- plumbing -----------------------------------------------------------------------------------
 
@@ -110,6 +112,7 @@ class Dashboard:
             fmt=lambda v: _fmt_time(v, zone),
             zone_name=str(zone),
             severities=SEVERITIES,
+            alert_title=lambda a: alert_titles.localized(a, t),
             **ctx,
         )
         return self.secure(HTMLResponse(page, status_code=status), request)

@@ -53,6 +53,10 @@ class Translator:
         text = self._own.get(key) or self._fallback.get(key) or key
         return text.format(**kw) if kw else text
 
+    def own(self, key: str) -> str | None:
+        """This language's own text for `key`, without the English fallback."""
+        return self._own.get(key)
+
     def maybe(self, prefix: str, value: str | None) -> str:
         """A translated label for a value (event type, reason) when the catalog has one, else the value."""
         if value is None:
