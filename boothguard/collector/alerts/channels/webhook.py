@@ -75,11 +75,8 @@ class WebhookChannel:
 
     async def send(self, alert: Alert) -> None:
         content = body(alert, self._spec)
-        headers = {
-            "User-Agent": "boothguard-collector",
-            "Content-Type": "application/json",
-            **self._spec.headers,
-        }
+        headers = httpx.Headers({"User-Agent": "boothguard-collector", "Content-Type": "application/json"})
+        headers.update(self._spec.headers)  # case-insensitive: a configured content-type replaces ours
         if self._spec.bearer_token_file is not None:
             headers["Authorization"] = f"Bearer {read_secret(self._spec.bearer_token_file)}"
         try:
