@@ -66,6 +66,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    raw: bytes = b""
 
 
 class WebhookReceiver:
@@ -125,7 +126,9 @@ class WebhookReceiver:
                     receiver.requests += 1
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
                 if status == 200:
-                    item = Received(time.perf_counter(), self.path, dict(self.headers), json.loads(body))
+                    item = Received(
+                        time.perf_counter(), self.path, dict(self.headers), json.loads(body), body
+                    )
                     with receiver.arrived:
                         receiver.received.append(item)
                         receiver.arrived.notify_all()

@@ -112,6 +112,18 @@ def test_a_full_alerts_section_loads(tmp_path: Path) -> None:
             "alerts.channels.slack.url",
             "should match pattern",
         ),
+        (
+            'url = "https://hooks.example/T000"',
+            'url = "https://h/"\nformat = "discord"',
+            "alerts.channels.slack.format",
+            "Input should be 'json', 'slack' or 'teams'",
+        ),
+        (
+            'url = "https://hooks.example/T000"',
+            'url = "https://h/"\ndashboard_url = "https://x/<!channel>"',
+            "alerts.channels.slack.dashboard_url",
+            "should match pattern",
+        ),
         ('to = ["security@example.com"]', "to = []", "alerts.channels.mail.to", "at least 1 item"),
         ('format = "cef"', "retries = 3", "alerts.channels.soc.retries", "unknown key"),
         (
@@ -160,5 +172,7 @@ def test_the_shipped_example_config_and_its_commented_examples_are_valid(tmp_pat
     example = re.sub(r"(?m)^# (\[|[a-z_]+ = )", r"\1", alerts)
     path.write_text(f"{head}\n[alerts]\n{example}")
     cfg = load_collector(path, env={}, check_permissions=False)
-    assert set(cfg.alerts.channels) == {"slack", "security-mail", "soc-syslog"}
+    assert set(cfg.alerts.channels) == {"slack", "teams", "security-mail", "soc-syslog"}
+    formats = {n: getattr(c, "format", None) for n, c in cfg.alerts.channels.items()}
+    assert (formats["slack"], formats["teams"]) == ("slack", "teams")
     assert [r.id for r in cfg.alerts.rules] == ["card-number-copied", "booth-killed"]

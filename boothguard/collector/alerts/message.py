@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from boothguard.collector.alerts.model import Alert
 
@@ -45,3 +46,11 @@ def fields(alert: Alert) -> dict[str, Any]:
         "group_key": alert.group_key,
         "data": alert.data,
     }
+
+
+def dashboard_link(base_url: str, alert: Alert) -> str | None:
+    """The dashboard's alerts inbox filtered to this alert's host and type, scrolled to its row."""
+    if not base_url:
+        return None
+    query = urlencode({"host": alert.host_id, "type": alert.event_type, "state": "all"})
+    return f"{base_url.rstrip('/')}/?{query}#alert-{alert.id}"

@@ -86,6 +86,12 @@ class WebhookChannelSpec(_ChannelBase):
     bearer_token_file: Path | None = None
     # CA bundle to verify an https URL; unset = the system store.
     ca_file: Path | None = None
+    # Body shape: "json" (generic: `text`, Slack-style `attachments`, the alert under `alert`), "slack"
+    # (incoming-webhook `text` + Block Kit `blocks`) or "teams" (a message with an Adaptive Card).
+    format: Literal["json", "slack", "teams"] = "json"
+    # The dashboard as people reach it (e.g. https://collector.example:8443); set = "slack" and "teams"
+    # messages link to the alert there. No spaces, quotes, `<`, `>` or `|` (Slack link syntax).
+    dashboard_url: str = Field(default="", pattern=r'^(https?://[^\s<>|"`]+)?$')
 
 
 class EmailChannelSpec(_ChannelBase):

@@ -1,15 +1,18 @@
-"""Webhook: one JSON POST per alert, in a shape Slack and Teams incoming webhooks accept (`text`), plus
-`attachments`/`fields` for Slack and the full structured alert under `alert` for everything else."""
+"""Webhook: one JSON POST per alert. `format = "json"` (default): a shape Slack and Teams incoming webhooks
+accept (`text`), plus `attachments`/`fields` for Slack and the full structured alert under `alert` for
+everything else; `"slack"` and `"teams"`: those services' own message shapes (webhook_formats.py)."""
 
 from __future__ import annotations
 
+import json
 import ssl
 from typing import Any
 
 import httpx
 
 from boothguard.collector.alerts.channels.base import ChannelError, read_secret
-from boothguard.collector.alerts.message import fields, summary
+from boothguard.collector.alerts.channels.webhook_formats import slack, teams
+from boothguard.collector.alerts.message import dashboard_link, fields, summary
 from boothguard.collector.alerts.model import Alert
 from boothguard.collector.alerts.settings import WebhookChannelSpec
 
@@ -38,6 +41,18 @@ def payload(alert: Alert) -> dict[str, Any]:
     }
 
 
+def body(alert: Alert, spec: WebhookChannelSpec) -> bytes:
+    """The POST body in the channel's format, as UTF-8 JSON (non-ASCII text stays text)."""
+    link = dashboard_link(spec.dashboard_url, alert)
+    if spec.format == "slack":
+        shaped = slack(alert, link)
+    elif spec.format == "teams":
+        shaped = teams(alert, link)
+    else:
+        shaped = payload(alert)
+    return json.dumps(shaped, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     try:
         return max(float(response.headers.get("retry-after", "")), 0.0)
@@ -59,11 +74,13 @@ class WebhookChannel:
         )
 
     async def send(self, alert: Alert) -> None:
-        headers = {"User-Agent": "boothguard-collector", **self._spec.headers}
+        content = body(alert, self._spec)
+        headers = httpx.Headers({"User-Agent": "boothguard-collector", "Content-Type": "application/json"})
+        headers.update(self._spec.headers)  # case-insensitive: a configured content-type replaces ours
         if self._spec.bearer_token_file is not None:
             headers["Authorization"] = f"Bearer {read_secret(self._spec.bearer_token_file)}"
         try:
-            response = await self._client.post(self._spec.url, json=payload(alert), headers=headers)
+            response = await self._client.post(self._spec.url, content=content, headers=headers)
         except httpx.HTTPError as exc:
             raise ChannelError(f"{type(exc).__name__}: {exc}") from None
         status = response.status_code
