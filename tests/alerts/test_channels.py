@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 import email.policy
 import json
@@ -127,6 +128,10 @@ def test_email_over_starttls_with_auth_from_a_password_file(tmp_path: Path, cert
             "to": ["soc@example.com", "it@example.com"],
         }
         a = alert(3, channels=("mail",), severity="critical", count=3, title="Screen lock failed on booth-07")
+        a = dataclasses.replace(
+            a, data={"reason": "ロック画面が出ない", "pii": {"phone": 2}, "formats": ["a", "b"]}
+        )
+        spec["dashboard_url"] = "https://collector.example:8443"
         stats = deliver(section(mail=spec), [a], lambda: len(smtp.mails) == 1)
         (mail,) = smtp.mails
         assert mail.tls
@@ -139,9 +144,16 @@ def test_email_over_starttls_with_auth_from_a_password_file(tmp_path: Path, cert
             " (2 repeats since 2024-05-01T09:00:00.000Z)"
         )
         assert msg["X-Boothguard-Alert"] == "3"
-        body = msg.get_body().get_content()  # type: ignore[union-attr]
+        body = msg.get_body().get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
         assert "host_name: booth-07" in body
         assert "rule: usb-blocked" in body
+        # the event data as readable lines, not a Python dict; Japanese as text; a link to the alert
+        assert "{" not in body, body
+        assert "  reason: ロック画面が出ない\n" in body
+        assert "  pii.phone: 2\n" in body
+        assert "  formats: a, b\n" in body
+        assert "dashboard: https://collector.example:8443/?host=" in body
+        assert body.rstrip().endswith("#alert-3")
         assert stats["mail"]["sent"] == 1
 
         # A wrong password is retried (someone may fix the file) and then given up, counted.

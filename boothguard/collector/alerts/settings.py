@@ -96,6 +96,8 @@ class WebhookChannelSpec(_ChannelBase):
 
 class EmailChannelSpec(_ChannelBase):
     kind: Literal["email"]
+    # As for webhooks: set = the mail links to the alert on the dashboard.
+    dashboard_url: str = Field(default="", pattern=r'^(https?://[^\s<>|"`]+)?$')
     host: str
     port: int = Field(default=587, ge=1, le=65535)
     # "starttls" (port 587), "tls" (implicit, port 465) or "none" (only for a relay on localhost).

@@ -4,16 +4,20 @@ server only ever holds this channel."""
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 from boothguard.collector.alerts.channels.base import ChannelError, read_secret
-from boothguard.collector.alerts.message import fields, summary
+from boothguard.collector.alerts.message import dashboard_link, fields, summary
 from boothguard.collector.alerts.model import Alert
 from boothguard.collector.alerts.settings import EmailChannelSpec
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # a device string must not forge lines of the mail
 
 
 def message(alert: Alert, spec: EmailChannelSpec) -> EmailMessage:
@@ -26,12 +30,39 @@ def message(alert: Alert, spec: EmailChannelSpec) -> EmailMessage:
     msg["Message-ID"] = make_msgid(domain=spec.from_addr.rsplit("@", 1)[-1])
     msg["X-Boothguard-Alert"] = str(alert.id)
     msg["X-Boothguard-Severity"] = alert.severity
+    msg.set_content("\n".join(body_lines(alert, spec.dashboard_url)) + "\n")
+    return msg
+
+
+def _flat(prefix: str, value: Any) -> list[str]:
+    """Nested event data as `key.sub: value` lines (text as it is: Japanese stays Japanese)."""
+    if isinstance(value, dict) and value:
+        return [
+            line
+            for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+            for line in _flat(f"{prefix}.{k}", v)
+        ]
+    if isinstance(value, list):
+        text = ", ".join(str(v) for v in value)
+    else:
+        text = "-" if value is None or value == {} else str(value)
+    return [f"  {prefix}: {_CONTROL.sub(' ', text)}"]
+
+
+def body_lines(alert: Alert, dashboard_url: str) -> list[str]:
+    """The mail's text: the summary, one `label: value` line per field, the event data as lines."""
     lines = [summary(alert), ""]
     for key, value in fields(alert).items():
-        if value is not None and key != "title":
-            lines.append(f"{key}: {value}")
-    msg.set_content("\n".join(lines) + "\n")
-    return msg
+        if value is None or key in ("title", "data"):
+            continue
+        lines.append(f"{key}: {_CONTROL.sub(' ', str(value))}")
+    if alert.data:
+        lines += ["", "data:"]
+        for k, v in sorted(alert.data.items(), key=lambda kv: str(kv[0])):
+            lines += _flat(str(k), v)
+    if link := dashboard_link(dashboard_url, alert):
+        lines += ["", f"dashboard: {link}"]
+    return lines
 
 
 class EmailChannel:
