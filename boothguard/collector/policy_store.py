@@ -203,3 +203,24 @@ def status(engine: Engine) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def groups(engine: Engine) -> list[dict[str, Any]]:
+    """Every group with how booths join it and its current policy version (the dashboard's policy page)."""
+    with db.read(engine) as conn:
+        rows = conn.execute(sa.select(host_groups).order_by(host_groups.c.name)).mappings().all()
+        out = []
+        for g in rows:
+            latest = _latest(conn, g["name"])
+            out.append(
+                {
+                    "name": g["name"],
+                    "label": g["label"],
+                    "name_pattern": g["name_pattern"],
+                    "priority": int(g["priority"]),
+                    "version": None if latest is None else int(latest["version"]),
+                    "hash": None if latest is None else latest["hash"],
+                    "created_by": None if latest is None else latest["created_by"],
+                }
+            )
+    return out

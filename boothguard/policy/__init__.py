@@ -36,6 +36,9 @@ class PolicyDoc(BaseModel):
 class PolicyProblem:
     key: str
     reason: str
+    # What kind of problem, for a translated message: local_only, not_object, section, unknown_key,
+    # or pydantic's error type (the reason then says it in English).
+    code: str = "invalid"
 
     def as_dict(self) -> dict[str, str]:
         return {"key": self.key, "reason": self.reason}
@@ -44,9 +47,9 @@ class PolicyProblem:
 def problems(body: object) -> list[PolicyProblem]:
     """Every problem in a policy body (a dict of sections); empty when it is valid."""
     if not isinstance(body, dict):
-        return [PolicyProblem("-", "policy must be an object of sections")]
+        return [PolicyProblem("-", "policy must be an object of sections", "not_object")]
     local = [
-        PolicyProblem(f"{sec}.{key}", "set by the booth's local config only, not by a policy")
+        PolicyProblem(f"{sec}.{key}", "set by the booth's local config only, not by a policy", "local_only")
         for sec, key in sorted(LOCAL_ONLY)
         if isinstance(body.get(sec), dict) and key in body[sec]
     ]
@@ -58,10 +61,14 @@ def problems(body: object) -> list[PolicyProblem]:
         out = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "-"
-            reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            reason, code = (
+                ("unknown key", "unknown_key")
+                if err["type"] == "extra_forbidden"
+                else (err["msg"], "invalid")
+            )
             if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
-                reason = f"section not allowed in a policy (allowed: {', '.join(SECTIONS)})"
-            out.append(PolicyProblem(key, reason))
+                reason, code = f"section not allowed in a policy (allowed: {', '.join(SECTIONS)})", "section"
+            out.append(PolicyProblem(key, reason, code))
         return out
     return []
 

@@ -371,7 +371,7 @@ def test_japanese_titles_and_japanese_event_data_read_as_text(browser: Any, coll
         Draft("clipboard.copy", "high", {"pii": {"phone": 1}, "app": "メモ帳", "note": note}, "操作員01")
     )
     page = login(browser, collector, "boss")
-    row = page.locator("tr[data-alert-type='clipboard.copy']")
+    row = page.locator("tr[data-alert-type='clipboard.copy']", has_text="booth-ja")
     expect(row).to_contain_text("booth-ja で 操作員01 が個人情報をコピー (phone:1)")
     checks = (
         ("/events?type=clipboard.*", "table.events"),
@@ -384,6 +384,70 @@ def test_japanese_titles_and_japanese_event_data_read_as_text(browser: Any, coll
         assert "\\u" not in page.locator(where).inner_text(), path
     page.goto(f"{collector.base}/lang/en?next=/")
     page.goto(f"{collector.base}/")
-    row = page.locator("tr[data-alert-type='clipboard.copy']")
+    row = page.locator("tr[data-alert-type='clipboard.copy']", has_text="booth-ja")
     expect(row).to_contain_text("Personal data copied on booth-ja by 操作員01 (phone:1)")
     page.context.close()
+
+
+def test_policy_pages_publish_refuse_in_japanese_and_show_who_is_behind(
+    browser: Any, collector: Collector, artifacts: Path
+) -> None:
+    import httpx
+
+    booth(collector, "host-ppp", "floor9-01")
+    agent2 = booth(collector, "host-ppq", "floor9-02")
+    api = httpx.Client(base_url=collector.base, auth=("boss", PASSWORDS["boss"]), timeout=10)
+    assert api.put("/v1/groups/floor9", json={"name_pattern": "floor9-*", "priority": 5}).status_code < 300
+    page = login(browser, collector, "boss")
+    page.click("nav a[href='/policy']")
+    group = page.locator("tr[data-group='floor9']")
+    expect(group).to_contain_text("ポリシー未設定")
+    group.locator("a.edit").click()
+    expect(page.locator("h1")).to_have_text("グループ floor9 のポリシー")
+    # refused on the collector, each problem with its key, in Japanese; nothing published
+    page.fill(
+        "textarea[name=body]",
+        '{"usb": {"mode": "bogus", "colour": 1}, "ship": {"collector_url": "http://evil"}}',
+    )
+    page.click("#publish-policy")
+    problems = page.locator("#policy-problems")
+    expect(problems).to_contain_text("ship")
+    expect(problems).to_contain_text("ポリシーで指定できないセクションです")
+    page.fill("textarea[name=body]", '{"usb": {"mode": "bogus", "colour": 1}}')
+    page.click("#publish-policy")
+    expect(problems).to_contain_text("usb.mode")
+    expect(problems).to_contain_text("値が不正です")
+    expect(problems).to_contain_text("usb.colour")
+    expect(problems).to_contain_text("不明なキーです")
+    page.fill("textarea[name=body]", "{not json")
+    page.click("#publish-policy")
+    expect(problems).to_contain_text("JSON として読めません")
+    assert api.get("/v1/groups/floor9/policy").json()["version"] is None
+    shot(page, artifacts, "08-policy-refused-ja")
+    # a valid one is published; both booths are behind until one reports it applied
+    page.fill("textarea[name=body]", '{"usb": {"mode": "audit"}}')
+    page.click("#publish-policy")
+    expect(page.locator("#policy-published")).to_contain_text("floor9 v1")
+    expect(page.locator("tr[data-group='floor9'] .version")).to_contain_text("v1")
+    expect(page.locator("#behind-count")).to_contain_text("未適用 2 台")
+    current = api.get("/v1/groups/floor9/policy").json()
+    assert current["body"] == {"usb": {"mode": "audit"}}
+    agent2.send(
+        Draft("agent.policy_applied", "info", {"version": 1, "hash": current["hash"], "group": "floor9"})
+    )
+    page.reload()
+    expect(page.locator("tr[data-host-id='host-ppq'] .state")).to_contain_text("最新")
+    expect(page.locator("tr[data-host-id='host-ppp'] .state")).to_contain_text("未適用")
+    expect(page.locator("#behind-count")).to_contain_text("未適用 1 台")
+    page.goto(f"{collector.base}/hosts")
+    expect(page.locator("tr[data-host-id='host-ppp'] .policy")).to_contain_text("未適用")
+    shot(page, artifacts, "09-policy-ja")
+    assert any(target == "floor9" for _, target in collector.audit("policy.publish"))
+    page.context.close()
+    # a viewer sees the page but cannot edit or publish
+    viewer = login(browser, collector, "vic")
+    viewer.goto(f"{collector.base}/policy")
+    expect(viewer.locator("tr[data-group='floor9']")).to_contain_text("v1")
+    expect(viewer.locator("a.edit")).to_have_count(0)
+    assert viewer.request.get(f"{collector.base}/policy/floor9").status == 403
+    viewer.context.close()

@@ -9,7 +9,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from boothguard.collector import usb_allow
+from boothguard.collector import policy_store, usb_allow
 from boothguard.collector.web import i18n, queries
 from boothguard.collector.web.dashboard import Dashboard, Principal, Refused, _iso, _log
 
@@ -25,7 +25,9 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
         who = await d.require(request)
         board = await run(queries.hosts_board, d.engine, d.now(), svc.store.threshold)
         cmds = await run(queries.last_commands, d.engine)
+        policy = {p["host_id"]: p for p in await run(policy_store.status, d.engine)}
         for h in board:
+            h["policy"] = policy.get(h["id"])
             c = cmds.get(h["id"])
             h["command"] = (
                 {

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from boothguard.collector.app import Services
-from boothguard.collector.web import alert_routes, event_routes, host_routes, login_routes
+from boothguard.collector.web import alert_routes, event_routes, host_routes, login_routes, policy_routes
 from boothguard.collector.web.dashboard import _HERE, CSP, SECURITY_HEADERS, Dashboard, Principal, Refused
 
 __all__ = ["CSP", "SECURITY_HEADERS", "Dashboard", "Principal", "Refused", "build_router", "mount"]
@@ -21,7 +21,7 @@ __all__ = ["CSP", "SECURITY_HEADERS", "Dashboard", "Principal", "Refused", "buil
 def build_router(svc: Services) -> APIRouter:
     d = Dashboard(svc)
     router = APIRouter(include_in_schema=False)
-    for area in (login_routes, alert_routes, host_routes, event_routes):
+    for area in (login_routes, alert_routes, host_routes, event_routes, policy_routes):
         area.register(router, d)
     return router
 
