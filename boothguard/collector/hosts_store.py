@@ -19,9 +19,11 @@ from boothguard.collector.store_parts import StoreParts
 _log = log.get("collector.store")
 
 
-def enroll(store: StoreParts, host_id: str, name: str) -> str:
-    """Create the host or rotate its token; the old token stops working at once."""
+def enroll(store: StoreParts, host_id: str, name: str, labels: list[str]) -> str:
+    """Create the host or rotate its token (the old token stops working at once); the labels it enrolls
+    with replace the ones it had."""
     token = secrets.token_urlsafe(32)
+    labels = sorted(set(labels))
     for attempt in range(3):
         try:
             with db.write(store.engine) as conn:
@@ -32,12 +34,16 @@ def enroll(store: StoreParts, host_id: str, name: str) -> str:
                     conn.execute(
                         sa.update(hosts)
                         .where(hosts.c.id == host_id)
-                        .values(token_hash=token_hash(token), name=name)
+                        .values(token_hash=token_hash(token), name=name, labels=labels)
                     )
                 else:
                     conn.execute(
                         sa.insert(hosts).values(
-                            id=host_id, name=name, token_hash=token_hash(token), enrolled_at=now
+                            id=host_id,
+                            name=name,
+                            token_hash=token_hash(token),
+                            enrolled_at=now,
+                            labels=labels,
                         )
                     )
                 audit(
@@ -45,7 +51,7 @@ def enroll(store: StoreParts, host_id: str, name: str) -> str:
                     f"host:{host_id}",
                     "host.enroll",
                     host_id,
-                    {"name": name, "rotated": known},
+                    {"name": name, "rotated": known, "labels": labels},
                     now=now,
                 )
             _log.info("host_enrolled", host=host_id, rotated=known)

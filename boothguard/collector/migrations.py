@@ -43,6 +43,7 @@ def _v3(conn: Connection) -> None:
 def _v4(conn: Connection) -> None:
     user = conn.dialect.identifier_preparer.quote("user")  # a reserved word on PostgreSQL
     conn.execute(sa.text(f"ALTER TABLE alerts ADD COLUMN {user} VARCHAR(256)"))
+    conn.execute(sa.text(f"ALTER TABLE hosts ADD COLUMN labels {sa.JSON().compile(dialect=conn.dialect)}"))
 
 
 STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}

@@ -31,16 +31,17 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def put_group(
-    engine: Engine, name: str, *, name_pattern: str | None, priority: int, actor: str, now: float
-) -> dict[str, Any]:
+    engine: Engine, name: str, *, name_pattern: str | None, priority: int, actor: str, now: float,
+    label: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     with db.write(engine) as conn:
         old = conn.execute(sa.select(host_groups).where(host_groups.c.name == name)).mappings().first()
-        row = {"name_pattern": name_pattern, "priority": priority}
+        row = {"name_pattern": name_pattern, "label": label, "priority": priority}
         if old is None:
             conn.execute(sa.insert(host_groups).values(name=name, created_at=now, **row))
         else:
             conn.execute(sa.update(host_groups).where(host_groups.c.name == name).values(**row))
-        before = {} if old is None else {"name_pattern": old["name_pattern"], "priority": old["priority"]}
+        before = {} if old is None else {k: old[k] for k in ("name_pattern", "label", "priority")}
         audit(conn, actor, "group.put", name, {"diff": diff({"group": before}, {"group": row})}, now=now)
     return {"name": name, **row}
 
@@ -119,14 +120,22 @@ def group_of(conn: Connection, host_id: str) -> str | None:
     ).scalar()
     if explicit is not None:
         return str(explicit)
-    name = conn.execute(sa.select(hosts.c.name).where(hosts.c.id == host_id)).scalar()
-    if name is None:
+    host = conn.execute(sa.select(hosts.c.name, hosts.c.labels).where(hosts.c.id == host_id)).first()
+    if host is None:
         return None
-    q = sa.select(host_groups).where(host_groups.c.name_pattern.is_not(None))
-    for g in conn.execute(q.order_by(host_groups.c.priority.desc(), host_groups.c.name)).mappings():
-        if fnmatch.fnmatchcase(str(name), str(g["name_pattern"])):
-            return str(g["name"])
-    return None
+    labels = set(host.labels or [])
+    # Explicit assignment above; then the highest priority; at equal priority a label match (chosen at
+    # enrollment) before a name pattern; then the group's name, so the answer never depends on row order.
+    best: tuple[int, int, str] | None = None
+    for g in conn.execute(sa.select(host_groups)).mappings():
+        by_label = g["label"] is not None and g["label"] in labels
+        by_name = g["name_pattern"] is not None and fnmatch.fnmatchcase(
+            str(host.name), str(g["name_pattern"])
+        )
+        if by_label or by_name:
+            key = (-int(g["priority"]), 0 if by_label else 1, str(g["name"]))
+            best = key if best is None or key < best else best
+    return None if best is None else best[2]
 
 
 def for_host(engine: Engine, host_id: str) -> dict[str, Any] | None:

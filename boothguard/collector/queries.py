@@ -134,6 +134,7 @@ def list_hosts(engine: Engine, now: float, threshold: Callable[[RowMapping], flo
             {
                 "id": r["id"],
                 "name": r["name"],
+                "labels": list(r["labels"] or []),
                 "enrolled_at": format_time(r["enrolled_at"]),
                 "last_seen": format_time(r["last_seen"]) if r["last_seen"] is not None else None,
                 "status": status,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -18,6 +18,7 @@ from boothguard.collector.auth import bearer
 from boothguard.collector.host_ids import HOST_ID_PATTERN, HOST_NAME_MAX, host_name_problem
 from boothguard.collector.ingest import EVENT_BODY, BodyError, parse_lines, read_body
 from boothguard.collector.settings import CollectorSection
+from boothguard.ship.settings import LABEL_PATTERN, MAX_LABELS
 
 if TYPE_CHECKING:
     # app.py imports this module; Services is only an annotation here.
@@ -46,6 +47,9 @@ class EnrollHost(BaseModel):
 class EnrollBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     host: EnrollHost
+    labels: list[Annotated[str, Field(pattern=LABEL_PATTERN)]] = Field(
+        default_factory=list, max_length=MAX_LABELS
+    )
 
 
 _NDJSON_SCHEMA = {"type": "array", "items": inline_defs(EVENT_BODY.json_schema())}
@@ -73,7 +77,7 @@ def mount(app: FastAPI, svc: Services) -> None:
             err = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"])
             return json_error(400, f"bad enrollment request: {where}: {err['msg']}"[:300])
-        token = await run(store.enroll, body.host.id, body.host.name)
+        token = await run(store.enroll, body.host.id, body.host.name, body.labels)
         return JSONResponse({"host_id": body.host.id, "token": token})
 
     @app.post(

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from boothguard.collector import policy_store
 from boothguard.collector.api_io import json_error, small_json
 from boothguard.collector.auth import Admin, Viewer
+from boothguard.ship.settings import LABEL_PATTERN
 
 if TYPE_CHECKING:
     from boothguard.collector.app import Services
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 class GroupBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name_pattern: str | None = Field(default=None, max_length=255)
+    label: str | None = Field(default=None, pattern=LABEL_PATTERN)
     priority: int = 0
 
 
@@ -43,6 +45,7 @@ def mount(app: FastAPI, svc: Services) -> None:
                 store.engine,
                 name[:128],
                 name_pattern=body.name_pattern,
+                label=body.label,
                 priority=body.priority,
                 actor=who.name,
                 now=store.clock(),

@@ -40,6 +40,8 @@ def tables(version: int = LATEST) -> sa.MetaData:
     ]
     if version >= 2:
         host_cols.append(sa.Column("spool_backlog", sa.BigInteger, nullable=True))
+    if version >= 4:  # the labels it enrolled with (groups match by label)
+        host_cols.append(sa.Column("labels", sa.JSON, nullable=True))
     sa.Table("hosts", md, *host_cols)
     events = sa.Table(
         "events",

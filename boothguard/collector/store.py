@@ -55,9 +55,9 @@ class Store:
 
     _row = staticmethod(ingest_write.row)
 
-    def enroll(self, host_id: str, name: str) -> str:
+    def enroll(self, host_id: str, name: str, labels: list[str] | None = None) -> str:
         """Create the host or rotate its token; the old token stops working at once."""
-        return hosts_store.enroll(self, host_id, name)
+        return hosts_store.enroll(self, host_id, name, labels or [])
 
     def authenticate(self, token: str) -> str | None:
         return hosts_store.authenticate(self, token)

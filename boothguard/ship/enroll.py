@@ -71,7 +71,7 @@ def enroll(cfg: AgentConfig, collector_url: str, secret_file: Path, *, timeout: 
         with httpx.Client(verify=_verify(cfg, url), timeout=timeout) as client:
             resp = client.post(
                 url,
-                json={"host": {"id": host_id, "name": name}},
+                json={"host": {"id": host_id, "name": name}, "labels": list(cfg.ship.labels)},
                 headers={"Authorization": f"Bearer {secret}"},
             )
     except httpx.HTTPError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -75,3 +76,93 @@ def test_policy_validated_versioned_audited_and_delivered(db_url: str, secret_fi
     assert [r.detail["version"] for r in rows] == [1, 2]
     assert rows[1].detail["diff"]["usb.mode"] == ["enforce", "audit"]
     assert rows[1].detail["diff"]["usb.rules"][1] is None
+
+
+def test_groups_match_enrollment_labels_explicit_then_priority_then_label_then_name(
+    db_url: str, secret_file: Path
+) -> None:
+    store = make_store(db_url)
+    users.add_user(store.engine, "adm", "admin", "adm-password", now=time.time())
+    adm = basic("adm", "adm-password")
+    with client(store, secret_file) as c:
+
+        def enroll_with(host_id: str, name: str, labels: object) -> Any:
+            return c.post(
+                "/v1/enroll",
+                json={"host": {"id": host_id, "name": name}, "labels": labels},
+                headers={"Authorization": f"Bearer {SECRET}"},
+            )
+
+        for bad in (["Site Tokyo"], ["x" * 65], ["ok"] * 17, "site=tokyo"):
+            assert enroll_with("m-l", "floor3-01", bad).status_code == 400, bad
+        assert enroll_with("m-l", "floor3-01", ["site=tokyo", "site=tokyo", "night"]).status_code == 200
+        hosts = c.get("/v1/hosts", headers=adm).json()["hosts"]
+        assert next(h for h in hosts if h["id"] == "m-l")["labels"] == ["night", "site=tokyo"]
+        assert c.put("/v1/groups/g-bad", json={"label": "Not A Label"}, headers=adm).status_code == 400
+
+        def group() -> str | None:
+            rows = c.get("/v1/policy/status", headers=adm).json()["hosts"]
+            return next(r["group"] for r in rows if r["host_id"] == "m-l")
+
+        assert c.put("/v1/groups/by-name", json={"name_pattern": "floor3-*"}, headers=adm).status_code == 200
+        assert group() == "by-name"
+        assert c.put("/v1/groups/tokyo", json={"label": "site=tokyo"}, headers=adm).status_code == 200
+        assert group() == "tokyo"  # equal priority: the label chosen at enrollment is more specific
+        assert (
+            c.put(
+                "/v1/groups/by-name", json={"name_pattern": "floor3-*", "priority": 9}, headers=adm
+            ).status_code
+            == 200
+        )
+        assert group() == "by-name"  # a higher priority wins
+        assert (
+            c.put("/v1/groups/night", json={"label": "night", "priority": 9}, headers=adm).status_code == 200
+        )
+        assert group() == "night"  # equal priority again: the label beats the pattern
+        assert c.put("/v1/hosts/m-l/group", json={"group": "tokyo"}, headers=adm).status_code == 200
+        assert group() == "tokyo"  # explicit assignment over everything
+        assert enroll_with("m-l", "floor3-01", []).status_code == 200  # re-enrolled without labels
+        assert c.put("/v1/hosts/m-l/group", json={"group": None}, headers=adm).status_code == 200
+        assert group() == "by-name"
+    with db.read(store.engine) as conn:
+        logged = conn.execute(
+            sa.select(audit_log.c.detail).where(audit_log.c.action == "host.enroll")
+        ).scalars()
+        assert any((d or {}).get("labels") == ["night", "site=tokyo"] for d in logged)
+
+
+def test_agent_enrolls_with_its_configured_labels(tmp_path: Path, secret_file: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.collector.proc import CollectorProcess
+    from tests.helpers.agent import write_config
+
+    db_path = tmp_path / "c.db"
+    cfg = write_config(
+        tmp_path / "agent.toml",
+        {
+            "agent": {"state_dir": str(tmp_path / "state"), "runtime_dir": str(tmp_path / "run")},
+            "ship": {"labels": ["site=osaka", "floor5"]},
+        },
+    )
+    with CollectorProcess(tmp_path, f"sqlite:///{db_path}", secret_file) as coll:
+        done = subprocess.run(
+            [sys.executable, "-m", "boothguard", "enroll", "--config", str(cfg), "--collector", coll.url,
+             "--secret-file", str(secret_file)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    engine = db.create(f"sqlite:///{db_path}")
+    with db.read(engine) as conn:
+        assert conn.execute(sa.text("SELECT labels FROM hosts")).scalar() in (
+            '["floor5", "site=osaka"]',
+            '["floor5","site=osaka"]',
+        )
+    bad = write_config(tmp_path / "bad.toml", {"ship": {"labels": ["Floor 5"]}})
+    done = subprocess.run(
+        [sys.executable, "-m", "boothguard", "config", "check", "--config", str(bad)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 78
+    assert "ship.labels" in done.stdout + done.stderr

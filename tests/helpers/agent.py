@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -24,6 +25,8 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
                 lines.append(f"{key} = {'true' if value else 'false'}")
             elif isinstance(value, int | float):
                 lines.append(f"{key} = {value}")
+            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+                lines.append(f"{key} = {json.dumps(value)}")  # a JSON string array is a TOML one
             else:
                 lines.append(f'{key} = "{value}"')
         lines.append("")
