@@ -3,6 +3,8 @@
 The application lives in its own virtualenv under /opt/boothguard (the project wheel and its dependencies,
 installed from PyPI at build time with the target's /usr/bin/python3); units, udev rule, tmpfiles/sysusers
 entries and example configs come from the same layout `boothguard install` uses; configs are conffiles.
+The venv keeps only our entry points (debtidy), /usr/share/doc/boothguard has the DEP-5 copyright and
+changelog.Debian.gz (debdocs), and Depends: holds what dpkg-shlibdeps finds plus what Python loads itself.
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ import tempfile
 from pathlib import Path
 
 from boothguard import __version__
-from boothguard.install import layout, maintscripts
+from boothguard.install import debdocs, debtidy, layout, maintscripts
 from boothguard.install.installer import Options, example_configs, install
 
 PREFIX = "/opt/boothguard"
 PACKAGE = "boothguard"
+# A placeholder until the project has a real address; a release build sets DEBFULLNAME and DEBEMAIL.
+MAINTAINER = "boothguard maintainers <boothguard@example.com>"
+# The venv is built for Debian's Python 3.11 (site-packages/python3.11, cpython-311 extensions); pyudev loads
+# libudev.so.1 with ctypes; deb-systemd-helper and groupadd/useradd run in the maintainer scripts.
+DEPENDS = ("python3 (>= 3.11~)", "python3 (<< 3.12)", "libudev1", "init-system-helpers (>= 1.54)", "passwd")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -67,7 +74,9 @@ def stage(work: Path, wheel: Path, python: str = "/usr/bin/python3") -> Path:
         ]
     )
     _relocate(venv, root)
-    site = next((venv / "lib").glob("python3*/site-packages"))
+    debtidy.prune_bin(venv)
+    site = site_packages(root)
+    debtidy.tidy_site(site)
     # Bytecode with the installed paths, shipped and tracked by dpkg (the service cannot write /opt).
     run([python, "-m", "compileall", "-q", "-j", "0", "-s", str(root), "-p", "/", str(site)])
     install(
@@ -87,6 +96,16 @@ def stage(work: Path, wheel: Path, python: str = "/usr/bin/python3") -> Path:
     return root
 
 
+def site_packages(root: Path) -> Path:
+    return next((root / PREFIX.lstrip("/") / "lib").glob("python3*/site-packages"))
+
+
+def maintainer() -> str:
+    """`DEBFULLNAME <DEBEMAIL>` when both are set (as dch does), else MAINTAINER."""
+    name, mail = os.environ.get("DEBFULLNAME"), os.environ.get("DEBEMAIL")
+    return f"{name} <{mail}>" if name and mail else MAINTAINER
+
+
 def _relocate(venv: Path, root: Path) -> None:
     """Scripts pip wrote carry the staging path in their #! line; point them at /opt/boothguard."""
     staged = str(venv).encode()
@@ -100,13 +119,13 @@ def _relocate(venv: Path, root: Path) -> None:
     cfg.write_text(cfg.read_text().replace(str(root), ""))
 
 
-def control(version: str, installed_kib: int, arch: str) -> str:
+def control(version: str, installed_kib: int, arch: str, depends: list[str], maintainer: str) -> str:
     return f"""Package: {PACKAGE}
 Version: {version}
 Architecture: {arch}
-Maintainer: boothguard maintainers <boothguard@localhost>
+Maintainer: {maintainer}
 Installed-Size: {installed_kib}
-Depends: python3.11, init-system-helpers (>= 1.54), passwd
+Depends: {", ".join(depends)}
 Recommends: systemd, dbus, udev
 Section: admin
 Priority: optional
@@ -117,10 +136,14 @@ Description: endpoint agent for call-center booth PCs
 """
 
 
-def pack(root: Path, version: str, out: Path, compression: str = "xz") -> Path:
-    """Add DEBIAN/ to a staged root and build the .deb with dpkg-deb."""
+def pack(root: Path, version: str, out: Path, compression: str = "xz", maint: str | None = None) -> Path:
+    """Add DEBIAN/ and the docs to a staged root and build the .deb with dpkg-deb."""
     if not re.match(r"^[0-9][A-Za-z0-9.+~-]*$", version):
         raise ValueError(f"not a Debian version: {version!r}")
+    maint = maint or maintainer()
+    site = site_packages(root)
+    debdocs.write(root, PACKAGE, version, maint, site)
+    depends = [*debtidy.shlib_depends(debtidy.elf_objects(site)), *DEPENDS]
     debian = root / "DEBIAN"
     if debian.exists():
         shutil.rmtree(debian)
@@ -129,7 +152,7 @@ def pack(root: Path, version: str, out: Path, compression: str = "xz") -> Path:
     arch = subprocess.run(
         ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True, timeout=30
     ).stdout.strip()
-    (debian / "control").write_text(control(version, size, arch))
+    (debian / "control").write_text(control(version, size, arch, depends, maint))
     conffiles = [p for p in layout.conffiles(example_configs()) if (root / p.lstrip("/")).exists()]
     (debian / "conffiles").write_text("".join(f"{p}\n" for p in conffiles))
     for name, text in (
@@ -152,7 +175,7 @@ def pack(root: Path, version: str, out: Path, compression: str = "xz") -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m boothguard.install.deb", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("dist"))
-    parser.add_argument("--version", default=__version__, help="Debian package version")
+    parser.add_argument("--version", default=f"{__version__}-1", help="Debian package version")
     parser.add_argument("--source", type=Path, default=REPO, help="project checkout to build the wheel from")
     parser.add_argument("--wheel", type=Path, default=None, help="use this wheel instead of building one")
     parser.add_argument("--python", default="/usr/bin/python3", help="the target system's Python")

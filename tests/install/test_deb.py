@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import boothguard
 from boothguard.install import deb
 from boothguard.install.accounts import Ids
 from tests.install import debroot
@@ -21,13 +22,11 @@ V1, V2 = "0.1.0~test1", "0.1.0~test2"
 
 
 @pytest.fixture(scope="module")
-def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def debs(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Path]:
     if why := debroot.why_not():
         pytest.skip(why)
-    work = tmp_path_factory.mktemp("deb")
-    wheel = deb.build_wheel(deb.REPO, work / "wheel")
-    staged = deb.stage(work / "stage", wheel)
-    out = work / "out"
+    staged: Path = request.getfixturevalue("staged")  # tests/install/conftest.py
+    out = tmp_path_factory.mktemp("debs")
     # gzip -1: the test installs these once; release builds use xz.
     return {V1: deb.pack(staged, V1, out, "gzip"), V2: deb.pack(staged, V2, out, "gzip")}
 
@@ -95,6 +94,8 @@ def test_install_upgrade_purge(root: Path, debs: dict[str, Path]) -> None:
     assert not (root / "etc/systemd/system/multi-user.target.wants/boothguard-collector.service").exists()
     # The venv runs on a clean Debian 12 with its own Python: the CLI, config validation, the agent.
     debroot.chroot(root, "/usr/bin/boothguard", "config", "check")
+    shown = debroot.chroot(root, "/usr/bin/boothguard", "--version").stdout
+    assert shown == f"boothguard {boothguard.__version__}\n"  # the wheel's metadata, not the Debian version
     (root / "etc/boothguard/agent.d/50-test.toml").write_text(
         '[usb]\nmode = "off"\n[lock]\nenabled = false\n[agent]\nheartbeat_seconds = 3600\n'
     )
