@@ -10,12 +10,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from boothguard.collector import db
+from boothguard.collector.alerts.dispatch import COUNTERS
 from boothguard.collector.schema import alerts, hosts
 from boothguard.events import SEVERITY_RANK
 
 ChannelStats = Callable[[], Mapping[str, Mapping[str, int]]]
-# Dispatcher counts that only grow; "queued" is a depth.
-_DELIVERY = ("submitted", "sent", "failed", "dropped", "retries", "filtered", "abandoned")
 
 
 class FleetCollector(Collector):
@@ -79,7 +78,7 @@ class FleetCollector(Collector):
             "boothguard_collector_alert_queue", "Alerts queued per channel", labels=["channel"]
         )
         for channel, counts in sorted(stats.items()):
-            for outcome in _DELIVERY:
+            for outcome in COUNTERS:  # the counts that only grow; "queued" is a depth
                 sent.add_metric([channel, outcome], counts.get(outcome, 0))
             queued.add_metric([channel], counts.get("queued", 0))
         yield sent

@@ -129,7 +129,13 @@ def test_email_over_starttls_with_auth_from_a_password_file(tmp_path: Path, cert
         }
         a = alert(3, channels=("mail",), severity="critical", count=3, title="Screen lock failed on booth-07")
         a = dataclasses.replace(
-            a, data={"reason": "ロック画面が出ない", "pii": {"phone": 2}, "formats": ["a", "b"]}
+            a,
+            data={
+                "reason": "ロック画面が出ない",
+                "pii": {"phone": 2},
+                "formats": ["a", "b"],
+                "product": "x\nrule: forged",
+            },
         )
         spec["dashboard_url"] = "https://collector.example:8443"
         stats = deliver(section(mail=spec), [a], lambda: len(smtp.mails) == 1)
@@ -152,6 +158,7 @@ def test_email_over_starttls_with_auth_from_a_password_file(tmp_path: Path, cert
         assert "  reason: ロック画面が出ない\n" in body
         assert "  pii.phone: 2\n" in body
         assert "  formats: a, b\n" in body
+        assert "\nrule: forged" not in body  # a newline in a device string forges no line
         assert "dashboard: https://collector.example:8443/?host=" in body
         assert body.rstrip().endswith("#alert-3")
         assert stats["mail"]["sent"] == 1

@@ -17,7 +17,7 @@ from boothguard.collector.alerts.message import dashboard_link, fields, summary
 from boothguard.collector.alerts.model import Alert
 from boothguard.collector.alerts.settings import EmailChannelSpec
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # a device string must not forge lines of the mail
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a device string must not forge lines of the mail
 
 
 def message(alert: Alert, spec: EmailChannelSpec) -> EmailMessage:
