@@ -8,7 +8,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from boothguard.collector import strict_json
-from boothguard.collector.ingest import BodyError, read_body
+from boothguard.collector.ingest_body import BodyError, read_body
 
 SMALL_BODY = 64 * 1024  # enrollment, commands: tiny JSON documents
 

@@ -18,7 +18,7 @@ from boothguard import log
 from boothguard.collector import queries, routes_agent, routes_ops, routes_policy, routes_user
 from boothguard.collector.alerts.model import Alert
 from boothguard.collector.api_io import json_error
-from boothguard.collector.ingest import BodyError
+from boothguard.collector.ingest_body import BodyError
 from boothguard.collector.login_guard import LoginGuard
 from boothguard.collector.metrics import Metrics
 from boothguard.collector.settings import CollectorSection
