@@ -69,7 +69,7 @@ def pragmas(engine: Any) -> dict[str, Any]:
         }
 
 
-def measure(name: str, url_for: Any, batches: list[bytes], n: int, lines: str = "sealed") -> dict[str, Any]:
+def measure(name: str, url_for: Any, batches: list[bytes], n: int, wire: str = "sealed") -> dict[str, Any]:
     """Batches alternate between the two paths, so drift on a busy machine hits both alike."""
     raw_engine = db.create(url_for())
     migrations.migrate(raw_engine)
@@ -98,7 +98,7 @@ def measure(name: str, url_for: Any, batches: list[bytes], n: int, lines: str = 
     gc.unfreeze()
     return {
         "database": name,
-        "lines": lines,
+        "lines": wire,
         "events": n,
         "batch": BATCH,
         "ingest_events_per_s": round(n / t_ingest),
@@ -175,7 +175,7 @@ def main() -> int:
 
         results.append(measure("sqlite", sqlite_url, batches, args.events))
         spaced = make_batches(args.events, sealed=False)
-        results.append(measure("sqlite", sqlite_url, spaced, args.events, lines="spaced"))
+        results.append(measure("sqlite", sqlite_url, spaced, args.events, wire="spaced"))
     why = pg.available()
     if why is None:
         cluster = pg.PgCluster().start()
