@@ -172,3 +172,36 @@ def test_override_list_shape_is_checked() -> None:
     assert [p.key for p in problems({"local_override": [1]})] == ["local_override.0"]
     assert [p.key for p in problems({"local_override": ["usb"] * 65})] == ["local_override"]
     assert problems({"usb": {}, "local_override": ["usb", "clipboard.enabled", "lock.idle_seconds"]}) == []
+
+
+def test_doctor_warns_with_each_refused_local_value(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    main = booth(tmp_path, {"usb": {"mode": "enforce"}, "lock": {"idle_seconds": 120}})
+    main.write_text(
+        f'[agent]\nstate_dir = "{tmp_path / "state"}"\nruntime_dir = "{tmp_path / "run"}"\n'
+        '[usb]\nmode = "enforce"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOTHGUARD_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "boothguard", "doctor", "--json", "--timeout", "1", "--config", str(main),
+         "--root", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert run.returncode in (0, 1), run.stderr
+    checks = {c["name"]: c for c in json.loads(run.stdout)["checks"]}
+    assert checks["config"]["status"] == "ok"  # valid, and enforcing
+    refused = checks["local overrides"]
+    assert refused["status"] == "warn"
+    assert "2 local value(s) ignored" in refused["detail"]
+    local = tmp_path / "agent.d" / "90-local.toml"
+    assert refused["facts"]["refused"] == [
+        f"{local}:2: usb.mode: local override refused: the collector's policy v7 sets it"
+        " and does not list it in local_override",
+        f"{local}:13: lock.idle_seconds: local override refused: the collector's policy v7 sets it"
+        " and does not list it in local_override",
+    ]
+    assert "local_override" in refused["fix"]
