@@ -94,21 +94,21 @@ class PolicyApplier:
 
 
 class OverrideReporter:
-    """Emit `agent.config_override_refused` for each local value the policy refused, once per agent run.
+    """Emit `agent.config_override_refused` for each local value the policy refused.
 
-    Called after every successful (re)load; a refusal already reported is not repeated on each SIGHUP.
+    Called at start and after every successful reload; a refusal still standing is not repeated on each
+    SIGHUP, one that went away and came back is reported again. At most one per file and key the policy
+    sets, so the burst is bounded by the config's own size.
     """
-
-    MAX_PER_LOAD = 50  # bounded: a drop-in with a thousand refused keys still makes a bounded burst
 
     def __init__(self, emit: Emit) -> None:
         self.emit = emit
         self._reported: set[RefusedOverride] = set()
 
     async def report(self, cfg: config.AgentConfig) -> None:
-        new = [r for r in cfg.refused_overrides if r not in self._reported][: self.MAX_PER_LOAD]
+        new = [r for r in cfg.refused_overrides if r not in self._reported]
+        self._reported = set(cfg.refused_overrides)  # only what stands now: the set stays bounded
         for refused in new:
-            self._reported.add(refused)
             _log.warning(
                 "config_override_refused", file=refused.source, line=refused.line, key=refused.key,
                 policy_version=refused.policy_version,

@@ -205,3 +205,26 @@ def test_doctor_warns_with_each_refused_local_value(tmp_path: Path) -> None:
         " and does not list it in local_override",
     ]
     assert "local_override" in refused["fix"]
+
+
+def test_each_refusal_is_reported_once_while_it_stands(tmp_path: Path) -> None:
+    import asyncio
+
+    from boothguard.agent.policy_apply import OverrideReporter
+    from boothguard.events import Draft
+
+    sent: list[Draft] = []
+
+    async def emit(draft: Draft) -> None:
+        sent.append(draft)
+
+    main = booth(tmp_path, {"usb": {"mode": "enforce"}}, local='[usb]\nmode = "audit"\n')
+    reporter = OverrideReporter(emit)
+    asyncio.run(reporter.report(load(main)))
+    asyncio.run(reporter.report(load(main)))  # a SIGHUP with nothing changed
+    assert [(d.type, d.data["key"]) for d in sent] == [("agent.config_override_refused", "usb.mode")]
+    (tmp_path / "agent.d" / "90-local.toml").write_text("")
+    asyncio.run(reporter.report(load(main)))
+    (tmp_path / "agent.d" / "90-local.toml").write_text('[usb]\nmode = "audit"\n')
+    asyncio.run(reporter.report(load(main)))  # gone, then back: said again
+    assert len(sent) == 2
