@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from boothguard import config, log
-from boothguard.config_override import POLICY_HEADER, RefusedOverride
+from boothguard.config_override import POLICY_HEADER, RefusedOverride, override_data
 from boothguard.errors import ConfigError
 from boothguard.events import Draft
 from boothguard.policy import policy_hash
@@ -113,4 +113,4 @@ class OverrideReporter:
                 "config_override_refused", file=refused.source, line=refused.line, key=refused.key,
                 policy_version=refused.policy_version,
             )  # fmt: skip
-            await self.emit(Draft("agent.config_override_refused", "medium", refused.as_data()))
+            await self.emit(Draft("agent.config_override_refused", "medium", override_data(refused)))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from boothguard import config_override
 from boothguard.config import AgentConfig, load_agent
 from boothguard.errors import ConfigError
 from boothguard.policy import policy_hash, problems
@@ -70,7 +71,7 @@ def test_policy_keys_are_kept_and_each_refusal_names_file_line_key_and_version(t
         f"{local}:2: usb.mode: local override refused: the collector's policy v7 sets it"
         " and does not list it in local_override"
     )
-    data = cfg.refused_overrides[0].as_data()
+    data = config_override.override_data(cfg.refused_overrides[0])
     assert data == {
         "file": local,
         "line": 2,
