@@ -122,7 +122,7 @@ def to_csv(incident: Incident) -> str:
         problems = ";".join(f"{p.kind}:{p.from_seq}-{p.to_seq}" for p in c.problems) or "none"
         buf.write(
             f"# chain host={hv(c.host_id)} seq={c.seq_from}-{c.seq_to} checked={c.events_checked} "
-            f"ok={str(c.ok).lower()} problems={problems}\n"
+            f"ok={str(c.ok).lower()} problems={problems} skeletons={_runs(c.skeletons)}\n"
         )
     if incident.truncated:
         buf.write(f"# truncated: only the first {len(incident.events)} events\n")
@@ -157,6 +157,11 @@ _PLAIN_VALUE = re.compile(r"[A-Za-z0-9._:@/+-]*")
 def _cell(text: str) -> str:
     """Such text gets a leading quote, so it shows as text."""
     return "'" + text if text.lstrip(" ")[:1] in _FORMULA_START or text[:1] in _FORMULA_START else text
+
+
+def _runs(runs: list[tuple[int, int]]) -> str:
+    """Seq runs retention compacted (link checked, content gone), as `lo-hi;lo-hi`, or `none`."""
+    return ";".join(f"{lo}-{hi}" for lo, hi in runs) or "none"
 
 
 def _header_value(value: str | None) -> str:
