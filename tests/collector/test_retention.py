@@ -66,15 +66,16 @@ def _day(agent: FakeAgent, d: int) -> list[dict[str, Any]]:
     return evs
 
 
-def seed(db_url: str, secret_file: Path, c_holder: list[TestClient]) -> Seeded:
-    clock = Clock(T0)
+def seed(db_url: str, secret_file: Path, c_holder: list[TestClient], start: float = T0) -> Seeded:
+    """Forty compressed days ingested through the API, each day's batch received on its day."""
+    clock = Clock(start)
     store = make_store(db_url, clock)
     c = client(store, secret_file).__enter__()
     c_holder.append(c)
     token = enroll(c, SECRET, "m-ret-1", "booth-ret")
     s = Seeded(store, clock, FakeAgent("m-ret-1", "booth-ret"), token)
     for d in range(DAYS):
-        clock.now = T0 + d * DAY
+        clock.now = start + d * DAY
         batch = _day(s.agent, d)
         if d == 12:  # the spool lost three events and says so
             lo = s.agent.seq + 1
@@ -88,7 +89,7 @@ def seed(db_url: str, secret_file: Path, c_holder: list[TestClient]) -> Seeded:
         assert r.json()["accepted"] == len(batch), r.text
         for ev in batch:
             s.received[ev["seq"]], s.types[ev["seq"]] = clock.now, ev["type"]
-    clock.now = T0 + DAYS * DAY
+    clock.now = start + DAYS * DAY
     return s
 
 
