@@ -70,7 +70,9 @@ def _rebuild_sqlite_events(conn: Connection, target: sa.Table) -> None:
         )
         for c in target.columns
     ]
-    fresh = sa.Table("events_v5", sa.MetaData(), *columns, sa.UniqueConstraint("host_id", "seq"))
+    fresh = sa.Table(
+        "events_v5", sa.MetaData(), *columns, sa.UniqueConstraint("host_id", "seq", name="uq_events_host_seq")
+    )
     fresh.create(conn)
     kept = ", ".join(
         conn.dialect.identifier_preparer.quote(c.name) for c in target.columns if c.name != "compacted"
