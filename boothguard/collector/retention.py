@@ -111,6 +111,9 @@ def run(
                 began = monotonic()
                 done = _batch(engine, cfg, klass, cutoff, report)
                 report.batch_seconds.append(monotonic() - began)
+        if report.audit_id is not None:  # the entry's final word: batches, and whether work is left
+            with db.write(engine) as conn:
+                _audit(conn, cfg, report)
     if report.total:
         _log.info(
             "retention_compacted",

@@ -277,6 +277,9 @@ def test_bounded_batches_resume_where_they_stopped(seeded: tuple[Seeded, TestCli
         assert runs < 200
     assert runs > 10
     assert total == len(expected)
+    partial = [a.detail for a in _audits(s) if not a.detail["finished"]]
+    assert partial, "a run that stopped at max_batches_per_run says so in its audit entry"
+    assert all(d["batches"] == 3 for d in partial)
     assert {q for q, r in _rows(s).items() if r.compacted is not None} == expected
     audits = _audits(s)
     assert sum(a.detail["compacted"] for a in audits) == len(expected)
@@ -323,3 +326,23 @@ def test_store_once_new_rows_keep_raw_only(db_url: str, secret_file: Path) -> No
     [rep] = reports.verify_hosts(store.engine, {agent.host_id: (1, 4)})
     assert rep.ok
     assert rep.events_checked == 4
+
+
+def test_a_range_compacted_whole_is_still_verified_in_the_export(db_url: str, secret_file: Path) -> None:
+    clock = Clock(T0)
+    store = make_store(db_url, clock)
+    users.add_user(store.engine, "boss", "admin", PASSWORD, now=time.time())
+    agent = FakeAgent("m-all-gone", "booth-gone")
+    with client(store, secret_file) as c:
+        token = enroll(c, SECRET, agent.host_id, agent.name)
+        assert post(c, token, agent.many(20, "agent.heartbeat")).json()["accepted"] == 20
+        clock.now = T0 + 8 * DAY
+        assert retention.run(store.engine, CFG, clock.now).total == 20
+        _login(c)
+        doc = c.get("/export", params={"format": "json", "host": agent.host_id}).json()
+    assert doc["events"] == []  # nothing left to show...
+    [chain] = doc["chain_verification"]["hosts"]  # ...but the chain over it is still checked
+    assert chain["ok"] is True
+    assert chain["events_checked"] == 20
+    assert chain["skeleton_seqs"] == [[1, 20]]
+    store.engine.dispose()

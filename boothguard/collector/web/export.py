@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from boothguard.collector.retention_export import skeleton_spans
 from boothguard.collector.web import queries, reports
 from boothguard.collector.web.queries import EventFilter
 from boothguard.collector.web.reports import ChainReport
@@ -90,6 +91,11 @@ def build(engine: Engine, f: EventFilter, *, actor: str, now: float) -> Incident
         hid, seq = e["host"]["id"], int(e["seq"])
         lo, hi = spans.get(hid, (seq, seq))
         spans[hid] = (min(lo, seq), max(hi, seq))
+    for hid, (lo, hi) in skeleton_spans(
+        engine, host=f.host, user=f.user, since=f.since, until=f.until
+    ).items():
+        have = spans.get(hid, (lo, hi))
+        spans[hid] = (min(have[0], lo), max(have[1], hi))
     return Incident(
         filter=f,
         generated_at=format_time(now),
