@@ -15,7 +15,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from boothguard import log
-from boothguard.collector import queries, retention_task, routes_agent, routes_ops, routes_policy, routes_user
+from boothguard.collector import (
+    queries,
+    retention_routes,
+    retention_task,
+    routes_agent,
+    routes_ops,
+    routes_policy,
+    routes_user,
+)
 from boothguard.collector.alerts.model import Alert
 from boothguard.collector.api_io import json_error
 from boothguard.collector.ingest import BodyError
@@ -83,6 +91,7 @@ def create_app(svc: Services) -> FastAPI:
     routes_user.mount(app, svc)
     routes_ops.mount(app, svc)
     routes_policy.mount(app, svc)  # central policy (issue 18)
+    retention_routes.mount(app, svc)  # a host's chain verified, retention's state (issue 17)
     from boothguard.collector.web import mount_dashboard  # the security dashboard at / (issue 7)
 
     mount_dashboard(app, svc)

@@ -3,6 +3,7 @@ real collector process counted in /metrics, bad settings refused with exit 78.""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from boothguard.collector import db, retention
+from boothguard.collector import db, retention, users
 from boothguard.collector.retention_settings import DAY
 from boothguard.collector.schema import audit_log, events
 from tests.collector.helpers import post
@@ -26,7 +27,7 @@ from tests.collector.test_retention import CFG, DAYS, Seeded, seed
 
 RUNNER = """
 import json, sys
-from boothguard.collector import db, retention
+from boothguard.collector import db, retention, users
 from boothguard.collector.retention_settings import RetentionSection
 engine = db.create(sys.argv[1])
 cfg = RetentionSection(housekeeping_days=7, security_days=30, batch_size=10, max_batches_per_run=2)
@@ -200,3 +201,45 @@ def test_bad_retention_settings_are_refused(tmp_path: Path, body: str, why: str)
     assert r.returncode == 78, r.stdout + r.stderr
     assert why in r.stdout + r.stderr
     assert f"{path}:" in r.stdout + r.stderr  # file:line: key: why
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_the_api_verifies_a_hosts_chain_across_skeletons(history: tuple[Seeded, TestClient]) -> None:
+    s, c = history
+    users.add_user(s.store.engine, "ada", "admin", "ada-password-1", now=time.time())
+    users.add_user(s.store.engine, "vic", "viewer", "vic-password-1", now=time.time())
+    admin, viewer = _basic("ada", "ada-password-1"), _basic("vic", "vic-password-1")
+    report = retention.run(s.store.engine, CFG, s.clock.now)
+    expected = sorted(s.expected_skeletons(s.clock.now))
+    url = f"/v1/hosts/{s.agent.host_id}/chain"
+
+    whole = c.get(url, headers=viewer).json()
+    assert whole["ok"] is True
+    assert (whole["seq_from"], whole["seq_to"]) == (1, s.agent.seq)
+    assert [q for lo, hi in whole["skeleton_seqs"] for q in range(lo, hi + 1)] == expected
+    part = c.get(url, params={"from_seq": 100, "to_seq": 120}, headers=viewer).json()
+    assert part["ok"] is True
+    assert part["seq_to"] == 120
+    assert c.get(url, params={"from_seq": 5, "to_seq": 4}, headers=viewer).status_code == 400
+    assert c.get("/v1/hosts/nobody/chain", headers=viewer).status_code == 404
+    assert c.get(url).status_code == 401
+
+    state = c.get("/v1/retention", headers=admin).json()
+    assert state["settings"]["housekeeping_days"] == 7  # this process's settings (defaults)
+    assert {cur["class"] for cur in state["cursors"]} == {"housekeeping", "security"}
+    [latest] = state["runs"]
+    assert latest["compacted"] == report.total
+    assert c.get("/v1/retention", headers=viewer).status_code == 403
+
+    with db.write(s.store.engine) as conn:  # a skeleton's link forged: the API says so
+        conn.execute(
+            sa.update(events)
+            .where(events.c.host_id == s.agent.host_id, events.c.seq == expected[3])
+            .values(prev_hash="e" * 64)
+        )
+    broken = c.get(url, headers=viewer).json()
+    assert broken["ok"] is False
+    assert {"kind": "broken_link", "from_seq": expected[3], "to_seq": expected[3]} in broken["problems"]
