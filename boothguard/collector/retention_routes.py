@@ -3,6 +3,7 @@ the retention job's state (settings, cursors, latest runs from the audit log).""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from boothguard.collector import db, retention
 from boothguard.collector.api_io import json_error
 from boothguard.collector.auth import Admin, Viewer
+from boothguard.collector.host_ids import HOST_ID_PATTERN
 from boothguard.collector.schema import audit_log, hosts, retention_cursors
 from boothguard.collector.web.queries import EXPORT_LIMIT
 from boothguard.collector.web.reports import verify_hosts
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from boothguard.collector.app import Services
 
 SEQ_MAX = 2**63 - 1
+_HOST_ID = re.compile(HOST_ID_PATTERN)
 RUNS_SHOWN = 20
 Seq = Annotated[int | None, Query(ge=1, le=SEQ_MAX)]
 
@@ -37,6 +40,8 @@ def mount(app: FastAPI, svc: Services) -> None:
         """Re-verify the stored chain over [from_seq, to_seq] (default: the newest EXPORT_LIMIT seqs)."""
 
         def check() -> JSONResponse:
+            if not _HOST_ID.match(host_id):  # no such host can exist (and a NUL would trouble PostgreSQL)
+                return json_error(404, "no such host")
             with db.read(store.engine) as conn:
                 max_seq = conn.execute(sa.select(hosts.c.max_seq).where(hosts.c.id == host_id)).scalar()
             if max_seq is None:
