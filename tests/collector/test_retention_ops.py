@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from boothguard.collector import db, retention, users
 from boothguard.collector.retention_settings import DAY
 from boothguard.collector.schema import audit_log, events
+from tests.collector import pg
 from tests.collector.helpers import post
 from tests.collector.proc import CollectorProcess
 from tests.collector.test_retention import CFG, DAYS, Seeded, seed
@@ -85,11 +86,13 @@ def test_three_collector_processes_compact_each_event_once(
 
 
 def test_a_run_skips_while_another_collector_holds_the_lock(
-    history: tuple[Seeded, TestClient], db_url: str
+    pg_cluster: pg.PgCluster, secret_file: Path
 ) -> None:
-    s, _c = history
-    if s.store.engine.dialect.name != "postgresql":
-        pytest.skip("the advisory lock is PostgreSQL's; SQLite runs take turns on the write lock")
+    # PostgreSQL's advisory lock; on SQLite runs take turns on the write lock (the three-process test).
+    db_url = pg_cluster.new_database()
+    holder: list[TestClient] = []
+    s = seed(db_url, secret_file, holder)
+    holder[0].__exit__(None, None, None)
     other = db.create(db_url)
     with other.connect() as conn:
         assert conn.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": retention._LOCK_ID}).scalar()
@@ -102,6 +105,7 @@ def test_a_run_skips_while_another_collector_holds_the_lock(
         conn.commit()
     other.dispose()
     assert retention.run(s.store.engine, CFG, s.clock.now).total == len(s.expected_skeletons(s.clock.now))
+    s.store.engine.dispose()
 
 
 def test_ingest_goes_on_during_a_run(history: tuple[Seeded, TestClient]) -> None:
