@@ -25,13 +25,13 @@ from sqlalchemy.engine import Connection, Engine
 from boothguard import log
 from boothguard.collector import db
 from boothguard.collector.retention_settings import CLASSES, DAY, Klass, RetentionSection
-from boothguard.collector.retention_skeleton import compacted_values
+from boothguard.collector.retention_skeleton import PURGE_ACTION, compacted_values
 from boothguard.collector.schema import audit_log, events, retention_cursors
 
 _log = log.get("collector.retention")
 _LOCK_ID = 0x6267_7274  # "bgrt"
 ACTOR = "retention"
-ACTION = "retention.compact"
+ACTION = PURGE_ACTION
 AUDIT_HOSTS_MAX = 5000  # hosts detailed in one audit entry; the count of the rest is kept
 _SCAN = sa.select(
     events.c.pk, events.c.host_id, events.c.seq, events.c.type, events.c.severity, events.c.received,

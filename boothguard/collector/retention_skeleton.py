@@ -15,9 +15,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
+from sqlalchemy.engine import Connection
 
-from boothguard.collector.schema import events
+from boothguard.collector.schema import audit_log, events
 from boothguard.events import Chained, Event
+
+PURGE_ACTION = "retention.compact"  # the audit log's action for a retention run
 
 
 def stored_data(raw: str | None) -> dict[str, Any] | None:
@@ -86,13 +89,42 @@ CHAIN_COLUMNS = (
 )
 
 
-def stored_chain(rows: Iterable[Sequence[Any]]) -> StoredChain:
-    """`rows`: CHAIN_COLUMNS. A row with no content that retention did not compact is unparsable (bad)."""
+@dataclass(frozen=True)
+class Purges:
+    """One host's audited retention runs: run time (= the rows' `compacted`) -> the seq spans it compacted,
+    or None when the run's entry could not list every host."""
+
+    runs: dict[float, list[tuple[int, int]] | None]
+
+    def cover(self, seq: int, compacted: float) -> bool:
+        if compacted not in self.runs:
+            return False
+        spans = self.runs[compacted]
+        return spans is None or any(lo <= seq <= hi for lo, hi in spans)
+
+
+def audited_purges(conn: Connection, host_id: str) -> Purges:
+    q = sa.select(audit_log.c.time, audit_log.c.detail).where(audit_log.c.action == PURGE_ACTION)
+    runs: dict[float, list[tuple[int, int]] | None] = {}
+    for when, detail in conn.execute(q):
+        span = (detail.get("hosts") or {}).get(host_id) if isinstance(detail, dict) else None
+        if span is not None:
+            listed = runs.setdefault(float(when), [])
+            if listed is not None:
+                listed.append((int(span["from_seq"]), int(span["to_seq"])))
+        elif isinstance(detail, dict) and detail.get("hosts_not_listed"):
+            runs[float(when)] = None
+    return Purges(runs)
+
+
+def stored_chain(rows: Iterable[Sequence[Any]], purges: Purges) -> StoredChain:
+    """`rows`: CHAIN_COLUMNS. A row whose content is gone is a skeleton only if an audited retention run
+    accounts for it; otherwise (deleted by hand, or "compacted" outside retention) it is unparsable (bad)."""
     links: list[Chained] = []
     unparsable: list[int] = []
     skeletons: list[int] = []
     for seq, raw, type_, prev_hash, hash_, compacted in rows:
-        if raw is None and compacted is not None:
+        if raw is None and compacted is not None and purges.cover(int(seq), float(compacted)):
             links.append(Skeleton(int(seq), str(type_), str(prev_hash), str(hash_)))
             skeletons.append(int(seq))
             continue

@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from boothguard.collector import db
-from boothguard.collector.retention_skeleton import CHAIN_COLUMNS, is_whole, ranges, stored_chain, stored_data
+from boothguard.collector.retention_skeleton import (
+    CHAIN_COLUMNS,
+    audited_purges,
+    is_whole,
+    ranges,
+    stored_chain,
+    stored_data,
+)
 from boothguard.collector.schema import alerts, events, hosts
 from boothguard.collector.web.queries import EXPORT_LIMIT
 from boothguard.events import SEVERITIES, ChainProblem, format_time, verify_chain
@@ -80,7 +87,8 @@ def verify_hosts(
                 )
             ).first()
             tail = _tail_problem(conn, host_id, int(head[2]) if head else 0)
-        chain = stored_chain(rows)
+            purges = audited_purges(conn, host_id)
+        chain = stored_chain(rows, purges)
         parsed = chain.links
         problems = verify_chain(parsed)
         if tail is not None:
