@@ -25,7 +25,7 @@ from boothguard.collector import (
     routes_user,
 )
 from boothguard.collector.alerts.model import Alert
-from boothguard.collector.api_io import json_error
+from boothguard.collector.api_io import RefuseNul, json_error
 from boothguard.collector.ingest_body import BodyError
 from boothguard.collector.login_guard import LoginGuard
 from boothguard.collector.metrics import Metrics
@@ -86,6 +86,7 @@ def create_app(svc: Services) -> FastAPI:
     svc.logins.max_checks = svc.settings.max_password_checks
     app = FastAPI(title="boothguard collector", version="1", lifespan=lifespan)
     app.state.svc = svc
+    app.add_middleware(RefuseNul)
     _handlers(app, svc)
     routes_agent.mount(app, svc)
     routes_user.mount(app, svc)
