@@ -116,47 +116,54 @@ def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Booth, Boo
         shutil.copy(HERE / name, work / name)
     shutil.copy(HERE.parent / "qemu" / "guest.py", work / "qguest.py")
     coll = BoothCollector(work).start()
-    vm = Booth(img, work, net=True)
     try:
-        vm.expect("READY", 600)
-        FIGURES["first_boot_to_ready_s"] = round(time.monotonic() - vm.started, 1)
-        t0 = time.monotonic()
-        ok(vm, f"apt-get install -y -q --no-install-recommends ./{DEB}", 900)
-        FIGURES["apt_install_s"] = round(time.monotonic() - t0, 1)
-        wait_active(vm)
-        port = coll.proc.port
-        ok(
-            vm,
-            f"mkdir -p /etc/systemd/network && printf '{NETWORK}' > /etc/systemd/network/10-booth.network"
-            " && systemctl enable --now systemd-networkd",
-        )
-        probe = f"import socket; socket.create_connection(('10.0.2.2', {port}), 2).close()"
-        ok(
-            vm,
-            f'for i in $(seq 120); do python3 -c "{probe}" 2>/dev/null && exit 0; sleep 0.5; done; exit 1',
-            120,
-        )
-        # A short backoff ceiling: after each boot the shipper finds the collector within seconds, not 5 min.
-        ok(
-            vm,
-            f"printf '[ship]\\ncollector_url = \"{coll.guest_url}\"\\nbackoff_max = 5.0\\n'"
-            " > /etc/boothguard/agent.d/50-collector.toml"
-            f" && boothguard enroll --collector {coll.guest_url} --secret-file /mnt/work/enroll.secret"
-            # sync: the setup's own files (drop-in, networkd) must not be what a cut takes away; the agent's
-            # spool and token are fsynced by the agent itself.
-            " && sync && systemctl restart boothguard",
-            120,
-        )
-        wait_active(vm)
-        wait_for(lambda: coll.count("agent.started") >= 1, 180, "the booth's first events at the collector")
-        yield vm, coll
-        vm.ctl.sendall(b"DONE\n")
-        vm.expect("BYE", 120)
-        vm.execute("quit")
+        vm = Booth(img, work, net=True)
+        try:
+            _install_and_enroll(vm, coll)
+            yield vm, coll
+            vm.ctl.sendall(b"DONE\n")
+            vm.expect("BYE", 120)
+            vm.execute("quit")
+        finally:
+            vm.close()
     finally:
-        vm.close()
         coll.stop()
         print("powercut figures:", json.dumps(FIGURES))
+
+
+def _install_and_enroll(vm: Booth, coll: BoothCollector) -> None:
+    """First boot: apt install, the slirp address, the [ship] drop-in, enrollment; shipping before a cut."""
+    vm.expect("READY", 600)
+    FIGURES["first_boot_to_ready_s"] = round(time.monotonic() - vm.started, 1)
+    t0 = time.monotonic()
+    ok(vm, f"apt-get install -y -q --no-install-recommends ./{DEB}", 900)
+    FIGURES["apt_install_s"] = round(time.monotonic() - t0, 1)
+    wait_active(vm)
+    port = coll.proc.port
+    ok(
+        vm,
+        f"mkdir -p /etc/systemd/network && printf '{NETWORK}' > /etc/systemd/network/10-booth.network"
+        " && systemctl enable --now systemd-networkd",
+    )
+    probe = f"import socket; socket.create_connection(('10.0.2.2', {port}), 2).close()"
+    ok(
+        vm,
+        f'for i in $(seq 120); do python3 -c "{probe}" 2>/dev/null && exit 0; sleep 0.5; done; exit 1',
+        120,
+    )
+    # A short backoff ceiling: after each boot the shipper finds the collector within seconds, not 5 min.
+    ok(
+        vm,
+        f"printf '[ship]\\ncollector_url = \"{coll.guest_url}\"\\nbackoff_max = 5.0\\n'"
+        " > /etc/boothguard/agent.d/50-collector.toml"
+        f" && boothguard enroll --collector {coll.guest_url} --secret-file /mnt/work/enroll.secret"
+        # sync: the setup's own files (drop-in, networkd) must not be what a cut takes away; the agent's
+        # spool and token are fsynced by the agent itself.
+        " && sync && systemctl restart boothguard",
+        120,
+    )
+    wait_active(vm)
+    wait_for(lambda: coll.count("agent.started") >= 1, 180, "the booth's first events at the collector")
 
 
 def last_seq(vm: Booth) -> int:
@@ -250,6 +257,8 @@ def test_power_cuts_lose_no_acknowledged_event(booth: tuple[Booth, BoothCollecto
     # No declared loss (a moved-aside corrupt spool would declare one) and no chain finding.
     assert stored.types.get("spool.gap", 0) == 0, stored.types
     assert stored.chain_alerts == [], stored.chain_alerts
+    # Every boot's agent reached the collector: the apt-started one, the restart after enrolling, one a cut.
+    assert stored.types.get("agent.started", 0) >= len(cuts) + 2, stored.types
 
 
 def _record_run() -> None:
