@@ -28,14 +28,31 @@ python3 -m venv .venv
 .venv/bin/mypy
 # Two pytest runs: the umockdev tests need the pytest process itself under umockdev-wrapper (its preload
 # library); everything else runs plain. Without arguments each run must select tests (exit 5 fails);
-# with arguments (a path, -k …) one of them may select nothing, but not both.
+# with arguments (a path, -k …) one of them may select nothing, but not both. A `-m EXPR` given here is
+# combined with each run's own marker (pytest keeps only the last -m, which ran a selection twice).
+args=$#
+mark=""
+rest=()
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    -m) mark="$2"; shift 2 ;;
+    -m*) mark="${1#-m}"; shift ;;
+    *) rest+=("$1"); shift ;;
+  esac
+done
+plain_mark="not umockdev"
+mocked_mark="umockdev"
+if [ -n "$mark" ]; then
+  plain_mark="($mark) and not umockdev"
+  mocked_mark="($mark) and umockdev"
+fi
 set +e
-.venv/bin/pytest -m "not umockdev" "$@"
+.venv/bin/pytest -m "$plain_mark" "${rest[@]}"
 plain=$?
-umockdev-wrapper .venv/bin/pytest -m umockdev "$@"
+umockdev-wrapper .venv/bin/pytest -m "$mocked_mark" "${rest[@]}"
 mocked=$?
 set -e
-if [ "$#" -gt 0 ] && [ "$plain" = 5 ] && [ "$mocked" = 0 ]; then plain=0; fi
-if [ "$#" -gt 0 ] && [ "$mocked" = 5 ] && [ "$plain" = 0 ]; then mocked=0; fi
+if [ "$args" -gt 0 ] && [ "$plain" = 5 ] && [ "$mocked" = 0 ]; then plain=0; fi
+if [ "$args" -gt 0 ] && [ "$mocked" = 5 ] && [ "$plain" = 0 ]; then mocked=0; fi
 echo "pytest: plain exit $plain, umockdev exit $mocked"
 [ "$plain" = 0 ] && [ "$mocked" = 0 ]
