@@ -44,6 +44,19 @@ def _check_run(result: dict[str, object], collectors: int) -> None:
     storage = result["storage"]
     assert isinstance(storage, dict)
     assert 300 < storage["bytes_per_event"] < 20_000
+    classes = storage["bytes_per_event_by_class"]
+    if (
+        collectors == 2
+    ):  # PostgreSQL: each class measured, a skeleton smaller than the heartbeat it stands for
+        assert 0 < classes["heartbeat_as_skeleton"] < classes["heartbeat"]
+        assert (
+            storage["bytes_per_booth_year_heartbeats_skeleton_after_7_days"]
+            < storage["bytes_per_booth_year_no_retention"]
+        )
+    capacity = result["capacity"]
+    assert isinstance(capacity, dict)
+    assert capacity["http_5xx"] == 0  # six booths in flight per collector stay under max_concurrent_ingests
+    assert capacity["collector_cpu_ms_per_request"] > 0
 
 
 def test_fleet_two_collectors_one_postgresql(tmp_path: Path) -> None:

@@ -123,3 +123,41 @@ def chain(alerts: list[dict[str, Any]], hosts: dict[str, dict[str, Any]]) -> dic
         "chain_alert_kinds": sorted({a["event_type"] for a in chain_alerts}),
         "hosts_chain_not_ok": sum(1 for h in hosts.values() if h["chain_status"] != "ok"),
     }
+
+
+def by_class(url: str) -> dict[str, Any] | None:
+    """PostgreSQL: bytes per heartbeat and per other event (row bytes, plus the table's per-row share of
+    indexes and overhead), and what a heartbeat would take as a chain skeleton (seq, id, time, type,
+    prev_hash, hash under its (host, seq) key), measured on a copy of this run's heartbeats."""
+    engine = db.create(url)
+    try:
+        if db.is_sqlite(engine):
+            return None
+        with engine.connect() as conn:
+            total = int(conn.exec_driver_sql("SELECT pg_total_relation_size('events')").scalar_one())
+            rows = {
+                bool(hb): (int(n), float(size))
+                for hb, n, size in conn.exec_driver_sql(
+                    "SELECT type = 'agent.heartbeat', count(*), sum(pg_column_size(e.*)) "
+                    "FROM events e GROUP BY 1"
+                )
+            }
+            n_all = sum(n for n, _ in rows.values())
+            if n_all == 0 or len(rows) < 2:
+                return None
+            overhead = (total - sum(size for _, size in rows.values())) / n_all
+            conn.exec_driver_sql(
+                "CREATE TEMP TABLE skeleton AS SELECT host_id, seq, id, time, type, prev_hash, hash "
+                "FROM events WHERE type = 'agent.heartbeat'"
+            )
+            conn.exec_driver_sql("CREATE UNIQUE INDEX ON skeleton (host_id, seq)")
+            conn.exec_driver_sql("ANALYZE skeleton")
+            skeleton = int(conn.exec_driver_sql("SELECT pg_total_relation_size('skeleton')").scalar_one())
+            conn.rollback()
+    finally:
+        engine.dispose()
+    return {
+        "heartbeat": round(rows[True][1] / rows[True][0] + overhead),
+        "security_event": round(rows[False][1] / rows[False][0] + overhead),
+        "heartbeat_as_skeleton": round(skeleton / rows[True][0]),
+    }

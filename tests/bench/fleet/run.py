@@ -180,7 +180,14 @@ def _run(
     cpu1 = (cluster.cpu_seconds(coll_procs), cluster.cpu_seconds(pg_procs), cluster.cpu_seconds([me]))
     load_after = os.getloadavg()
     alerts, hosts = report.alerts_and_hosts(url)  # before the fleet's own silence after the run
+    # The capacity burst's CPU per request: on a shared machine the figure that survives other load.
+    pg_procs = cluster_pg.processes() if cluster_pg else []
+    cap0 = (cluster.cpu_seconds(coll_procs), cluster.cpu_seconds(pg_procs))
     capacity = _closed_loop([c.port for c in colls], burst, o, rng)
+    cap1 = (cluster.cpu_seconds(coll_procs), cluster.cpu_seconds(pg_procs))
+    per_request = [
+        round((b - a) / max(1, capacity.requests) * 1000, 2) for a, b in zip(cap0, cap1, strict=True)
+    ]
     floor_fleet = _burst_fleet(o, o.booths, rng)
     for b in floor_fleet:
         b.collector = 0
@@ -188,6 +195,10 @@ def _run(
         floor_stats = _closed_loop([floor.port], floor_fleet, o, rng, plan_first=True)
     stored = report.exactly_once(url, fleet + burst)
     end_bytes = report.storage_bytes(url)
+    try:
+        classes = report.by_class(url)
+    except Exception as exc:  # a figure, not a check: report what went wrong and keep the run's results
+        classes = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     per_event = (end_bytes - base_bytes) / max(1, stored["stored"])
     thousands = o.booths / 1000
     coll_cpu, pg_cpu, gen_cpu = (b - a for a, b in zip(cpu0, cpu1, strict=True))
@@ -216,14 +227,32 @@ def _run(
             "bytes_per_event": round(per_event),
             "bytes_per_booth_per_day": round(per_event * REAL_EVENTS_PER_DAY),
             "bytes_per_booth_year_no_retention": round(per_event * REAL_EVENTS_PER_DAY * 365),
+            "bytes_per_event_by_class": classes,
+            **(
+                {"bytes_per_booth_year_heartbeats_skeleton_after_7_days": _year(classes)}
+                if classes and "error" not in classes
+                else {}
+            ),
         },
         "capacity": {
             **_http(capacity, o.capacity_seconds),
             "floor_requests_per_s": round(floor_stats.requests / o.capacity_seconds, 1),
             "ratio": round(capacity.requests / max(1, floor_stats.requests), 3),
             "booths_held_at_2_requests_per_min": round(capacity.requests / o.capacity_seconds * 30),
+            "collector_cpu_ms_per_request": per_request[0],
+            "postgresql_cpu_ms_per_request": per_request[1] if cluster_pg else None,
+            # a core's worth of booths at 2 requests a minute, collector (and PostgreSQL) CPU only
+            "booths_per_core": round(60_000 / 2 / max(0.01, per_request[0] + per_request[1])),
         },
     }
+
+
+def _year(b: dict[str, Any]) -> int:
+    """A booth-year if heartbeats were compacted to skeletons after 7 days and security events kept."""
+    per_day = REAL_EVENTS_PER_DAY / 2  # of each class
+    return round(
+        per_day * (365 * b["security_event"] + 7 * b["heartbeat"] + 358 * b["heartbeat_as_skeleton"])
+    )
 
 
 def _closed_loop(
