@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,9 @@ from sqlalchemy.engine import Connection, Engine
 _WRITE = "boothguard_write"
 BUSY_SECONDS = 30
 SYNCHRONOUS = "FULL"
+# One writer at a time per SQLite engine, queued in-process: threads left to SQLite's busy handler poll
+# with sleeps of up to 100 ms, so under a burst of ingests the write lock sat idle while they slept.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 
 
 def normalize_url(url: str) -> str:
@@ -38,6 +43,7 @@ def create(url: str, *, pool_size: int = 8) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_setup(engine)
+        _SQLITE_WRITERS[engine] = threading.RLock()
         return engine
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
@@ -80,7 +86,8 @@ def _use_wal(cur: sqlite3.Cursor) -> None:
 @contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
     """A read-write transaction; on SQLite it holds the database's write lock from the start."""
-    with engine.connect() as plain:
+    queue = _SQLITE_WRITERS.get(engine)
+    with queue if queue is not None else nullcontext(), engine.connect() as plain:
         conn = plain.execution_options(**{_WRITE: True})
         with conn.begin():
             yield conn
