@@ -111,8 +111,21 @@ async def test_429_retry_after_is_honoured(rig: Rig, receiver: Receiver) -> None
     receiver.script.append(Behaviour("status", 503, headers={"Retry-After": "2"}, body=b"{}"))
     await rig.emit(5)
     await rig.drained()
-    assert rig.delays == [7.0, 2.0]
+    assert rig.delays == [7.0 * 1.5, 2.0 * 1.5]  # at least Retry-After, spread by up to half (rand = 1)
     assert_complete(receiver, 5)
+
+
+async def test_the_same_retry_after_again_and_again_still_backs_off(rig: Rig, receiver: Receiver) -> None:
+    """An overloaded collector answers every booth 503 with Retry-After: 2; each must back off further."""
+    receiver.script.extend([Behaviour("status", 503, headers={"Retry-After": "2"}, body=b"{}")] * 7)
+    await rig.emit(3)
+    await rig.drained()
+    # Never sooner than asked, and growing with the backoff (a 5xx batch is also bisected on the way).
+    assert rig.delays[:3] == [3.0, 3.0, 4.0]
+    assert all(d >= 3.0 for d in rig.delays)
+    assert rig.delays == sorted(rig.delays)
+    assert rig.delays[-1] >= 32.0
+    assert_complete(receiver, 3)
 
 
 async def test_a_retry_after_of_a_day_is_capped_at_backoff_max(rig: Rig, receiver: Receiver) -> None:
