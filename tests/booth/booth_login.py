@@ -175,7 +175,8 @@ def login(user: str) -> int:
         os.setuid(pw.pw_uid)
         os.chdir(pw.pw_dir)
         os.execve("/bin/sh", ["sh", "-c", SESSION], env)
-    STATE.write_text(
+    partial = STATE.with_suffix(".partial")  # renamed into place: whoever sees the file reads it whole
+    partial.write_text(
         json.dumps(
             {
                 "leader": os.getpid(),
@@ -187,6 +188,7 @@ def login(user: str) -> int:
             }
         )
     )
+    partial.rename(STATE)
 
     def stop(_sig: int, _frame: object) -> None:
         os.killpg(child, signal.SIGTERM)
