@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine, RowMapping
 
 from boothguard.collector import db
 from boothguard.collector import queries as api_queries
+from boothguard.collector.retention_skeleton import is_whole, stored_data
 from boothguard.collector.schema import alerts, api_sessions, events, hosts
 from boothguard.collector.store import audit, token_hash
 from boothguard.events import SEVERITIES, SEVERITY_RANK
@@ -102,7 +103,7 @@ def alert_types(engine: Engine) -> list[str]:
 # --- hosts ----------------------------------------------------------------------------------------
 
 
-def _latest_of(engine: Engine, types: Sequence[str]) -> dict[str, RowMapping]:
+def _latest_of(engine: Engine, types: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per host, the newest stored event among `types` (type, time, data)."""
     newest = (
         sa.select(events.c.host_id, sa.func.max(events.c.seq).label("seq"))
@@ -110,11 +111,11 @@ def _latest_of(engine: Engine, types: Sequence[str]) -> dict[str, RowMapping]:
         .group_by(events.c.host_id)
         .subquery()
     )
-    q = sa.select(events.c.host_id, events.c.type, events.c.time, events.c.data).join(
+    q = sa.select(events.c.host_id, events.c.type, events.c.time, events.c.raw).join(
         newest, sa.and_(events.c.host_id == newest.c.host_id, events.c.seq == newest.c.seq)
     )
     with db.read(engine) as conn:
-        return {str(r["host_id"]): r for r in conn.execute(q).mappings()}
+        return {str(r["host_id"]): {**r, "data": stored_data(r["raw"])} for r in conn.execute(q).mappings()}
 
 
 def hosts_board(engine: Engine, now: float, threshold: Callable[[RowMapping], float]) -> list[dict[str, Any]]:
@@ -205,6 +206,7 @@ class EventFilter:
 
 
 def _event_where(q: sa.Select[Any], f: EventFilter) -> sa.Select[Any]:
+    q = q.where(is_whole())  # skeletons (retention) have nothing to show
     if f.host:
         q = q.where(events.c.host_id == f.host)
     if f.user:
