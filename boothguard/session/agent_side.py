@@ -81,6 +81,7 @@ class SessionsPlugin:
         self._budgets: dict[int, trust.ConnectionBudget] = {}
         self.shed = 0
         self._door: QuarantineDoor | None = None
+        self._door_lock = asyncio.Lock()
 
     # -- Plugin ---------------------------------------------------------------------------------------
 
@@ -97,16 +98,7 @@ class SessionsPlugin:
         for op, handler in handlers.items():  # who may call each, and its budget: boothguard/agent/access.py
             ctx.control.register(op, self._budgeted(op, handler), trust.WATCHER_OPS[op].access)
         ctx.services["sessions"] = self
-        if self.config.screenshot.policy == "quarantine":  # the door exists only when the policy asks
-            self._door = QuarantineDoor(
-                door_path(self.config.socket_path),
-                self._bound_watcher,
-                qdir=self.quarantine_dir,
-                max_bytes=self.config.screenshot.quarantine_max_bytes,
-                wall_clock=ctx.wall_clock,
-                on_done=self._quarantine_done,
-            )
-            await self._door.start()
+        await self._sync_door()
         self._spawn(self._monitor())
 
     async def stop(self) -> None:
@@ -150,6 +142,9 @@ class SessionsPlugin:
 
     def reload(self, config: AgentConfig) -> None:
         self.config = config
+        # Before the pushes: a watcher told "quarantine" must find the door open (tasks start in order, and
+        # the door binds before its first await).
+        self._spawn(self._sync_door())
         for record in self._records.values():
             if record.state == "alive" and record.conn is not None:
                 self._spawn(self._push_config(record.conn))
@@ -199,6 +194,30 @@ class SessionsPlugin:
     def quarantine_dir(self) -> Path:
         configured = self.config.screenshot.quarantine_dir
         return Path(configured) if configured else self.config.agent.state_dir / "quarantine"
+
+    async def _sync_door(self) -> None:
+        """The door exists only while the policy is quarantine; a reload opens or closes it (the booth found
+        a reload to quarantine leaving watchers knocking on a door that was never opened)."""
+        assert self._ctx is not None
+        async with self._door_lock:
+            want = self.config.screenshot.policy == "quarantine"
+            if want and self._door is None:
+                door = QuarantineDoor(
+                    door_path(self.config.socket_path),
+                    self._bound_watcher,
+                    qdir=self.quarantine_dir,
+                    max_bytes=self.config.screenshot.quarantine_max_bytes,
+                    wall_clock=self._ctx.wall_clock,
+                    on_done=self._quarantine_done,
+                )
+                await door.start()
+                self._door = door
+            elif not want and self._door is not None:
+                door, self._door = self._door, None
+                await door.stop()
+            elif self._door is not None:
+                self._door.qdir = self.quarantine_dir
+                self._door.max_bytes = self.config.screenshot.quarantine_max_bytes
 
     def _now(self) -> float:
         assert self._ctx is not None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import time
 from collections.abc import Iterator
@@ -53,6 +55,7 @@ def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
         shutil.copy(built, work / f"boothguard_{version.replace('~', '_')}.deb")
     shutil.rmtree(work / "stage")
     shutil.copy(HERE / "driver.py", work / "driver.py")
+    shutil.copy(HERE / "booth_login.py", work / "booth_login.py")
     shutil.copy(HERE.parent / "qemu" / "guest.py", work / "qguest.py")
     FIGURES["prepare_s"] = round(time.monotonic() - t0, 1)
     vm = Booth(img, work)
@@ -87,6 +90,49 @@ def events(vm: Booth) -> list[dict[str, Any]]:
 
 def wait_active(vm: Booth) -> None:
     ok(vm, "for i in $(seq 600); do systemctl is-active -q boothguard && exit 0; sleep 0.1; done; exit 1", 90)
+
+
+def until(vm: Booth, condition: str, timeout: float = 90) -> str:
+    """Polls a shell condition in the booth (5 times a second) until it holds; fails after timeout."""
+    n = int(timeout * 5)
+    return ok(vm, f"for i in $(seq {n}); do {condition} && exit 0; sleep 0.2; done; exit 1", timeout + 30)
+
+
+def last_seq(vm: Booth) -> int:
+    evs = events(vm)
+    return int(evs[-1]["_seq"]) if evs else 0
+
+
+def wait_event(vm: Booth, etype: str, since: int, pred: Any = None, timeout: float = 90) -> dict[str, Any]:
+    """The first stored event of etype after seq `since` (and matching pred on its data)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        evs = events(vm)
+        for e in evs:
+            if e["_seq"] > since and e["type"] == etype and (pred is None or pred(e["data"])):
+                return e
+        if time.monotonic() > deadline:
+            seen = [(e["_seq"], e["type"]) for e in evs]
+            raise AssertionError(f"no {etype} after seq {since}: {seen}\n{diagnosis(vm, evs[-4:])}")
+        time.sleep(0.5)
+
+
+def diagnosis(vm: Booth, recent: list[dict[str, Any]]) -> str:
+    """What a failed wait is explained by: the last events in full, the session's and the agent's logs."""
+    logs = sh(
+        vm,
+        "ps -eo pid,user,args | grep -E '[X]vfb|[x]ss-lock|[i]3lock|[b]oothguard'; "
+        "tail -n 15 /run/boothdm/*.log /home/agent1/*.log; journalctl -b -u boothguard -o cat | tail -n 30",
+    )
+    return json.dumps(recent, indent=1) + "\n" + str(logs["out"])
+
+
+def reload_agent(vm: Booth) -> None:
+    """`systemctl reload` returns when SIGHUP is sent; the agent logs config_reloaded once it applied it."""
+    count = "journalctl -b -u boothguard -o cat | grep -c config_reloaded"
+    before = int(sh(vm, count)["out"].strip() or 0)
+    ok(vm, "systemctl reload boothguard")
+    until(vm, f'[ "$({count})" -gt {before} ]', 60)
 
 
 def test_apt_install_enables_and_starts_the_agent_under_the_shipped_unit(booth: Booth) -> None:
@@ -143,6 +189,228 @@ def test_reload_with_a_bad_dropin_is_refused_and_the_old_config_kept(booth: Boot
     r = booth.request("CHECK stick", 120)
     assert r.get("authorized") == "0", r
     assert r.get("dev_sd") == [], r
+
+
+# -- the operator's session: a PAM login (pam_systemd → logind), rootful Xvfb, xss-lock + i3lock, the watcher
+
+RUN_AS_OPERATOR = "python3 /mnt/work/booth_login.py run"
+SESSION: dict[str, Any] = {}
+BG = "/opt/boothguard/bin/boothguard"
+MOVE_POINTER = (
+    "from Xlib import X, display; from Xlib.ext import xtest; d = display.Display(); "
+    "xtest.fake_input(d, X.MotionNotify, x=200, y=200); d.sync()"
+)
+
+
+def as_operator(vm: Booth, cmd: str, timeout: float = 120) -> dict[str, Any]:
+    """A shell line run by agent1 inside their session (its environment, moved into its scope first)."""
+    return sh(vm, f"{RUN_AS_OPERATOR} sh -c {shlex.quote(cmd)}", timeout)
+
+
+def session_prop(vm: Booth, prop: str) -> str:
+    return ok(vm, f"loginctl show-session {SESSION['id']} -p {prop} --value").strip()
+
+
+def i3lock_pids(vm: Booth) -> list[int]:
+    return [int(p) for p in sh(vm, "pgrep -u agent1 -x i3lock")["out"].split()]
+
+
+def start_xss_lock(vm: Booth, log: str) -> None:
+    ok(vm, f"{RUN_AS_OPERATOR} --bg {log} xss-lock -- i3lock -n")
+    wait_xss_lock(vm, log)
+
+
+def wait_xss_lock(vm: Booth, log: str) -> None:
+    # Ready once it asked logind for its sleep inhibitor, which it does after subscribing to the session's
+    # Lock signal; without polkit in the booth logind refuses that inhibitor to a user, and xss-lock says so.
+    until(vm, f"pgrep -u agent1 -x xss-lock >/dev/null && grep -q inhibitor {log}", 90)
+
+
+def mine(sid: str, source: str | None = None) -> Any:
+    return lambda d: (
+        d.get("session", d.get("session_id")) == sid and (source is None or d["source"] == source)
+    )
+
+
+def test_operator_logs_in_to_a_real_x11_session_with_the_shipped_watcher(booth: Booth) -> None:
+    t0 = time.monotonic()
+    # A proof may take 15 s, not 3: under TCG on a loaded machine i3lock needed 3.0 s to grab (a PC: 40 ms).
+    ok(booth, "printf '[lock]\\nverify_seconds = 15\\n' > /etc/boothguard/agent.d/59-booth-tcg.toml")
+    # Idle locking off until its own scenario (Xvfb gets no input, so the default 300 s would lock in the
+    # middle of the others); screenshots quarantined from now on, applied by reload, which opens the door.
+    ok(booth, "printf '[lock]\\nidle_seconds = 0\\n' > /etc/boothguard/agent.d/60-booth-idle.toml")
+    ok(
+        booth,
+        "printf '[screenshot]\\npolicy = \"quarantine\"\\n' > /etc/boothguard/agent.d/61-booth-shots.toml",
+    )
+    reload_agent(booth)
+    until(booth, "[ -S /run/boothguard/quarantine.sock ]", 30)
+    since = last_seq(booth)
+    ok(booth, "systemd-run --unit=booth-login --collect python3 /mnt/work/booth_login.py login agent1")
+    until(booth, "[ -s /run/boothdm/session.json ]", 180)
+    state = json.loads(ok(booth, "cat /run/boothdm/session.json"))
+    sid = SESSION["id"] = state["env"]["XDG_SESSION_ID"]
+    props = dict(x.split("=", 1) for x in ok(booth, f"loginctl show-session {sid}").splitlines() if "=" in x)
+    want = {"Name": "agent1", "Type": "x11", "Class": "user", "Display": ":0", "Service": "login"}
+    assert {k: props.get(k) for k in want} == want, props
+    assert (props["Active"], props["Remote"], props["LockedHint"]) == ("yes", "no", "no"), props
+    assert props["Leader"] == str(state["leader"]), props
+    started = wait_event(booth, "session.started", since, mine(sid), 180)["data"]
+    assert {"clipboard.x11", "capture.record", "idle.x11", "capture.files"} <= set(started["capabilities"])
+    assert started["missing_capabilities"] == {}, started
+    pid = SESSION["watcher_pid"] = started["watcher_pid"]
+    # The watcher is the .deb's autostart entry, run as agent1 in the session's scope; X runs as root.
+    proc = ok(booth, f"ps -o user=,args= -p {pid}; cat /proc/{pid}/cgroup")
+    assert proc.startswith("agent1 "), proc
+    assert f"{BG} session" in proc, proc
+    assert f"/session-{sid}.scope" in proc, proc
+    ok(booth, f"grep -qx 'Exec={BG} session' /etc/xdg/autostart/boothguard-session.desktop")
+    assert ok(booth, "ps -o user= -C Xvfb").split() == ["root"]
+    wait_xss_lock(booth, "/home/agent1/xss-lock.log")
+    FIGURES["session_login_s"] = round(time.monotonic() - t0, 1)
+
+
+def test_away_locks_through_logind_and_i3lock_and_escalates_without_a_locker(booth: Booth) -> None:
+    t0, sid = time.monotonic(), SESSION["id"]
+    since = last_seq(booth)
+    r = as_operator(booth, f"{BG} away --reason booth-break")
+    assert r["rc"] == 0, r
+    locked = wait_event(booth, "screen.locked", since, mine(sid, "cli"))["data"]
+    assert (locked["method"], locked["result"], locked["verified_by"]) == (
+        "logind",
+        "verified",
+        "x11_grab",
+    ), locked
+    assert locked["evidence"]["locked_hint"] is True, locked  # xss-lock set it when it started i3lock
+    x11 = locked["evidence"]["x11"]
+    assert (x11["grabbed"], x11["keyboard"], x11["pointer"]) == (
+        True,
+        "already_grabbed",
+        "already_grabbed",
+    ), x11
+    assert session_prop(booth, "LockedHint") == "yes"
+    assert i3lock_pids(booth)
+    FIGURES["away_request_to_verified_ms"] = locked["timings"]["request_to_verified_ms"]
+
+    # logind's unlock: xss-lock stops i3lock and clears the hint; the away state ends
+    since = last_seq(booth)
+    ok(booth, f"loginctl unlock-session {sid}")
+    assert wait_event(booth, "screen.unlocked", since, mine(sid))["data"]["watcher_missing"] is False
+    assert wait_event(booth, "away.ended", since, mine(sid, "unlock"))
+    until(booth, "! pgrep -u agent1 -x i3lock >/dev/null", 30)
+    assert session_prop(booth, "LockedHint") == "no"
+
+    # No locker any more (the operator killed xss-lock): away cannot be proven → exit 1, screen.lock_failed
+    assert as_operator(booth, "pkill -x xss-lock")["rc"] == 0
+    until(booth, "! pgrep -u agent1 -x xss-lock >/dev/null", 30)
+    since = last_seq(booth)
+    r = as_operator(booth, f"{BG} away --reason booth-break-2")
+    assert r["rc"] == 1, r
+    assert "lock not verified" in r["out"], r
+    failed = wait_event(booth, "screen.lock_failed", since, mine(sid, "cli"))
+    assert failed["severity"] == "high", failed
+    d = failed["data"]
+    assert (d["result"], d["verified_by"], d["evidence"]["locked_hint"]) == ("unverified", None, False), d
+    assert d["evidence"]["x11"]["grabbed"] is False, d
+    assert (d["fallback"]["ran"], d["fallback"]["ok"]) == (True, False), d  # none of the shipped ones here
+    assert not i3lock_pids(booth)
+    assert session_prop(booth, "LockedHint") == "no"
+    since = last_seq(booth)
+    assert as_operator(booth, f"{BG} back")["rc"] == 0
+    assert wait_event(booth, "away.ended", since, mine(sid, "cli"))
+    start_xss_lock(booth, "/run/boothdm/xss-lock-2.log")
+    FIGURES["scenario_away_s"] = round(time.monotonic() - t0, 1)
+
+
+def test_operator_kills_the_watcher_the_session_locks_and_stays_locked(booth: Booth) -> None:
+    t0, sid, pid = time.monotonic(), SESSION["id"], SESSION["watcher_pid"]
+    since = last_seq(booth)
+    assert as_operator(booth, f"kill -KILL {pid}")["rc"] == 0
+    missing = wait_event(booth, "session.watcher_missing", since, mine(sid))
+    assert (missing["severity"], missing["data"]["watcher_pid"]) == ("high", pid), missing
+    locked = wait_event(booth, "screen.locked", since, mine(sid, "watcher_missing"))["data"]
+    assert (locked["result"], locked["verified_by"]) == ("verified", "x11_grab"), locked
+    assert session_prop(booth, "LockedHint") == "yes"
+    assert i3lock_pids(booth)
+    FIGURES["watcher_missing_request_to_verified_ms"] = locked["timings"]["request_to_verified_ms"]
+
+    # While the watcher is missing, an unlock is recorded and answered with a new lock.
+    since = last_seq(booth)
+    ok(booth, f"loginctl unlock-session {sid}")
+    unlocked = wait_event(booth, "screen.unlocked", since, mine(sid))
+    assert (unlocked["severity"], unlocked["data"]["watcher_missing"]) == ("medium", True), unlocked
+    relocked = wait_event(booth, "screen.locked", unlocked["_seq"], mine(sid, "watcher_missing"))["data"]
+    assert relocked["verified_by"] == "x11_grab", relocked
+    until(booth, "pgrep -u agent1 -x i3lock >/dev/null", 30)
+
+    # The watcher comes back (the autostart entry's command): now an unlock ends the away state.
+    since = last_seq(booth)
+    exec_line = "$(sed -n 's/^Exec=//p' /etc/xdg/autostart/boothguard-session.desktop)"
+    ok(booth, f"{RUN_AS_OPERATOR} --bg /run/boothdm/watcher-2.log {exec_line}")
+    back = wait_event(booth, "session.started", since, lambda d: mine(sid)(d) and d["watcher_back"], 180)
+    SESSION["watcher_pid"] = back["data"]["watcher_pid"]
+    since = last_seq(booth)
+    ok(booth, f"loginctl unlock-session {sid}")
+    assert wait_event(booth, "screen.unlocked", since, mine(sid))["data"]["watcher_missing"] is False
+    assert wait_event(booth, "away.ended", since, mine(sid, "unlock"))
+    until(booth, "! pgrep -u agent1 -x i3lock >/dev/null", 30)
+    FIGURES["scenario_watcher_killed_s"] = round(time.monotonic() - t0, 1)
+
+
+def test_idle_lock_after_a_short_idle_timeout_set_by_dropin_and_reload(booth: Booth) -> None:
+    t0, sid = time.monotonic(), SESSION["id"]
+    since = last_seq(booth)
+    # The operator moves the pointer (XTEST): the X server's idle time starts again from zero.
+    r = as_operator(booth, f"/opt/boothguard/bin/python -c {shlex.quote(MOVE_POINTER)}")
+    assert r["rc"] == 0, r
+    ok(booth, "printf '[lock]\\nidle_seconds = 5\\n' > /etc/boothguard/agent.d/60-booth-idle.toml")
+    reload_agent(booth)
+    away = wait_event(booth, "away.started", since, mine(sid, "idle"), 120)["data"]
+    locked = wait_event(booth, "screen.locked", since, mine(sid, "idle"))["data"]
+    assert (locked["result"], locked["verified_by"]) == ("verified", "x11_grab"), locked
+    match = re.fullmatch(r"idle for (\d+) s", away["reason"])
+    assert match, away
+    # Idle counted from the pointer move (not the minutes since the X server started), and at least 5 s.
+    assert 5 <= int(match.group(1)) <= time.monotonic() - t0 + 1, away
+    assert session_prop(booth, "LockedHint") == "yes"
+    assert i3lock_pids(booth)
+    FIGURES["idle_lock_after_s"] = int(match.group(1))
+    FIGURES["idle_request_to_verified_ms"] = locked["timings"]["request_to_verified_ms"]
+    ok(booth, "printf '[lock]\\nidle_seconds = 0\\n' > /etc/boothguard/agent.d/60-booth-idle.toml")
+    reload_agent(booth)
+    since = last_seq(booth)
+    ok(booth, f"loginctl unlock-session {sid}")
+    assert wait_event(booth, "away.ended", since, mine(sid, "unlock"))
+    until(booth, "! pgrep -u agent1 -x i3lock >/dev/null", 30)
+    FIGURES["scenario_idle_s"] = round(time.monotonic() - t0, 1)
+
+
+def test_screenshot_file_is_quarantined_under_the_shipped_unit(booth: Booth) -> None:
+    t0, sid = time.monotonic(), SESSION["id"]
+    shots = "/home/agent1/Pictures/Screenshots"
+    since = last_seq(booth)
+    # Written whole, then renamed into place, as most capture tools do (dot-files are not looked at).
+    r = as_operator(
+        booth,
+        f"head -c 65536 /dev/urandom > {shots}/.tmp && sha256sum < {shots}/.tmp"
+        f" && mv {shots}/.tmp {shots}/shot.png",
+    )
+    assert r["rc"] == 0, r
+    digest = r["out"].split()[0]
+    pick = lambda d: mine(sid)(d) and "shot.png" in (d.get("file"), d.get("what", {}).get("file"))  # noqa: E731
+    detected = wait_event(booth, "screenshot.detected", since, pick)["data"]
+    assert detected["policy"] == "quarantine", detected
+    blocked = wait_event(booth, "screenshot.blocked", since, pick)["data"]
+    assert (blocked["action"], blocked["ok"], blocked["error"]) == ("quarantine", True, None), blocked
+    until(booth, f"[ ! -e {shots}/shot.png ]", 30)
+    kept = shlex.quote(f"/var/lib/boothguard/quarantine/{blocked['quarantined']}")
+    out = ok(booth, f"stat -c '%U %a' {kept}; sha256sum < {kept}").split()
+    assert out == ["root", "600", digest, "-"], out
+    # Back to the shipped policy: the reload closes the door again.
+    ok(booth, "rm /etc/boothguard/agent.d/61-booth-shots.toml")
+    reload_agent(booth)
+    until(booth, "[ ! -e /run/boothguard/quarantine.sock ]", 30)
+    FIGURES["scenario_quarantine_s"] = round(time.monotonic() - t0, 1)
 
 
 def test_apt_upgrade_keeps_config_and_spool(booth: Booth) -> None:

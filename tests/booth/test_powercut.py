@@ -6,7 +6,7 @@ After every boot the agent must come back with its spool (active, `status` answe
 back; at the end every event the agent acknowledged (committed) must be in the collector's database exactly
 once. The emitter (tests/booth/powercut_driver.py) records an event only after the agent's ack.
 
-    BOOTH_POWERCUTS (default 5): cuts in this run.  BOOTH_POWERCUT_SEED: replay a run's moments.
+    BOOTH_POWERCUTS (default 3, to keep CI under 30 minutes): cuts in this run.  BOOTH_POWERCUT_SEED: replay a run's moments.
 (Not BOOTHGUARD_*: the collector process inherits the environment and refuses unknown BOOTHGUARD_ names.)
 Each run's counts are appended to $BOOTHGUARD_TEST_CACHE/booth/powercut-runs.ndjson, for the totals.
 """
@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.booth, pytest.mark.powercut, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
 VERSION = "0.1.0~powercut1"
 DEB = f"boothguard_{VERSION.replace('~', '_')}.deb"
-CUTS = int(os.environ.get("BOOTH_POWERCUTS", "5"))
+CUTS = int(os.environ.get("BOOTH_POWERCUTS", "3"))
 SEED = int(os.environ.get("BOOTH_POWERCUT_SEED", str(int.from_bytes(os.urandom(4), "big"))))
 EMIT_INTERVAL_S = 0.02
 FIGURES: dict[str, Any] = {"seed": SEED, "cuts_planned": CUTS}
