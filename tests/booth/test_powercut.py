@@ -6,7 +6,8 @@ After every boot the agent must come back with its spool (active, `status` answe
 back; at the end every event the agent acknowledged (committed) must be in the collector's database exactly
 once. The emitter (tests/booth/powercut_driver.py) records an event only after the agent's ack.
 
-    BOOTH_POWERCUTS (default 3, to keep CI under 30 minutes): cuts in this run.  BOOTH_POWERCUT_SEED: replay a run's moments.
+    BOOTH_POWERCUTS (default 3, to keep CI under 30 minutes): cuts in this run.
+    BOOTH_POWERCUT_SEED: replay a run's moments.
 (Not BOOTHGUARD_*: the collector process inherits the environment and refuses unknown BOOTHGUARD_ names.)
 Each run's counts are appended to $BOOTHGUARD_TEST_CACHE/booth/powercut-runs.ndjson, for the totals.
 """
