@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from boothguard import log
-from boothguard.collector import queries, routes_agent, routes_ops, routes_policy, routes_user
+from boothguard.collector import partitions, queries, routes_agent, routes_ops, routes_policy, routes_user
 from boothguard.collector.alerts.model import Alert
 from boothguard.collector.api_io import json_error
 from boothguard.collector.ingest import BodyError
@@ -119,7 +119,16 @@ async def _background(svc: Services) -> None:
     def settle() -> list[Alert]:
         return svc.store.settle_chains(lambda kind: svc.metrics.findings.labels(kind).inc())
 
-    checks = (("silence", svc.store.check_silence), ("chain", settle))
+    ensured = [float("-inf")]
+
+    def months_ahead() -> list[Alert]:
+        # Hourly is plenty: the months exist two ahead; a run when they do is a catalog read.
+        if svc.store.clock() - ensured[0] >= 3600:
+            partitions.ensure(svc.store.engine, svc.store.clock())
+            ensured[0] = svc.store.clock()
+        return []
+
+    checks = (("silence", svc.store.check_silence), ("chain", settle), ("partitions", months_ahead))
     while True:
         await asyncio.sleep(svc.settings.silence_check_seconds)
         for name, check in checks:

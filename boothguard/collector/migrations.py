@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from boothguard import log
-from boothguard.collector import db
+from boothguard.collector import db, host_backfill, partitions
 from boothguard.collector.schema import LATEST, tables
 
 _log = log.get("collector.migrations")
@@ -46,7 +46,33 @@ def _v4(conn: Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE hosts ADD COLUMN labels {sa.JSON().compile(dialect=conn.dialect)}"))
 
 
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
+def _v5_retention(_conn: Connection) -> None:
+    """Placeholder for the retention branch's v5 (chain-skeleton marker on events); that branch's step
+    replaces this one at merge. v6 copies whatever columns v5 added."""
+
+
+def _v6(conn: Connection) -> None:
+    """Scale: host row columns for the booths page, the query indexes, and on PostgreSQL `events` made a
+    monthly partitioned table in place (see partitions.py)."""
+    md = tables(6)
+    for name in ("last_time", "usb_mode", "watcher_state", "watcher_since", "watcher_reason"):
+        column = md.tables["hosts"].c[name]
+        conn.execute(
+            sa.text(f"ALTER TABLE hosts ADD COLUMN {name} {column.type.compile(dialect=conn.dialect)}")
+        )
+    for index in md.tables["hosts"].indexes:
+        index.create(conn)
+    if conn.dialect.name == "postgresql":
+        partitions.convert(conn)
+    else:
+        conn.execute(sa.text("DROP INDEX IF EXISTS ix_events_type"))  # superseded by (type, time)
+        for index in md.tables["events"].indexes:
+            if index.name != "ix_events_time":
+                index.create(conn)
+    _log.info("hosts_backfilled", hosts=host_backfill.backfill(conn))
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5_retention, 6: _v6}
 assert sorted(STEPS) == list(range(1, LATEST + 1))
 
 

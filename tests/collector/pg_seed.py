@@ -1,0 +1,79 @@
+"""Seeding a real PostgreSQL with booths and events by generate_series (the EXPLAIN tests and the bench).
+
+Shapes follow a real fleet: every booth has events spread over the whole span, a few dozen event types of
+very different frequency (heartbeats most), a few hundred users; 1 booth in 50 is silent, 1 in 20 away,
+1 in 97 has a chain problem.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from boothguard.collector import partitions
+from boothguard.collector.schema import events
+
+BASE = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+# Weighted by repetition: heartbeats dominate, usb.blocked is rare.
+TYPES = ["agent.heartbeat"] * 12 + [
+    "session.started", "session.ended", "screen.locked", "screen.unlocked", "away.started", "away.ended",
+    "clipboard.copy", "clipboard.copy", "file.created", "file.created", "process.started", "usb.attached",
+    "usb.blocked", "print.job", "screen.capture", "agent.started",
+]  # fmt: skip
+USERS = 500
+
+
+def host_id(i: int) -> str:
+    return f"booth-{i:05d}"
+
+
+def seed_hosts(conn: Connection, n: int, now: float) -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO hosts (id, name, token_hash, enrolled_at, last_seen, last_type, heartbeat_seconds,"
+            " state, chain_seq, chain_hash, max_seq, chain_status, chain_detail, away, locked, spool_backlog,"
+            " labels, last_time, usb_mode, watcher_state, watcher_since)"
+            " SELECT 'booth-' || lpad(i::text, 5, '0'), 'Floor ' || (i % 7) || ' booth ' || i,"
+            "  md5(i::text) || md5('t' || i), :now - 86400 * 30,"
+            "  CASE WHEN i % 50 = 0 THEN :now - 3600 ELSE :now - (i % 50) END, 'agent.heartbeat', 60,"
+            "  CASE WHEN i % 50 = 0 THEN 'silent' ELSE 'online' END, 100, repeat('0', 64), 100,"
+            "  CASE WHEN i % 97 = 0 THEN 'gap' ELSE 'ok' END, CASE WHEN i % 97 = 0 THEN 'seq 5-9' END,"
+            "  i % 20 = 0, i % 20 = 0, i % 13, '[\"floor\"]', '2026-01-01T00:00:00.000Z', 'enforce',"
+            "  CASE WHEN i % 31 = 0 THEN 'missing' ELSE 'ok' END, '2026-01-01T00:00:00.000Z'"
+            " FROM generate_series(1, :n) AS i"
+        ),
+        {"n": n, "now": now},
+    )
+
+
+def months_for(n_events: int, step: float) -> list[partitions.Month]:
+    return partitions.months(BASE, BASE + n_events * step + 1)
+
+
+def seed_events(conn: Connection, n_hosts: int, n_events: int, *, step: float = 0.05, start: int = 1) -> None:
+    """Events `start`..`n_events`, one every `step` seconds from BASE, round-robin over the booths; the
+    partitions they fall in must exist (see months_for)."""
+    types = "ARRAY[" + ", ".join(f"'{t}'" for t in TYPES) + "]"
+    conn.execute(
+        sa.text(
+            'INSERT INTO events (host_id, seq, id, time, type, severity, "user", prev_hash, hash, data,'
+            " raw, received)"
+            " SELECT 'booth-' || lpad((i % :h + 1)::text, 5, '0'), i / :h + 1, md5(i::text)::uuid::text,"
+            "  to_char(to_timestamp(:base + i * :step) AT TIME ZONE 'UTC',"
+            '   \'YYYY-MM-DD"T"HH24\\:MI\\:SS.MS"Z"\'),'
+            f"  ({types})[i % {len(TYPES)} + 1], CASE WHEN i % 1000 = 0 THEN 'high' ELSE 'info' END,"
+            f"  'user' || (i % {USERS}), md5((i - 1)::text) || md5((i - 1)::text),"
+            "  md5(i::text) || md5(i::text), '{\"n\": 1}',"
+            '  \'{"type": "x", "seq": \' || i || \', "data": {"pid": 4242, "path": "/home/agent/file-\''
+            "  || i || '.txt\"}}',"
+            "  :base + i * :step + 0.5"
+            " FROM generate_series(:start, :n) AS i"
+        ),
+        {"h": n_hosts, "n": n_events, "start": start, "base": BASE, "step": step},
+    )
+
+
+def index_names() -> list[str]:
+    return [str(i.name) for i in events.indexes]
