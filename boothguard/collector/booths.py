@@ -154,3 +154,17 @@ def decode_cursor(text: str) -> tuple[str, str]:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadQuery("bad cursor") from None
     return value[0], value[1]
+
+
+def resolve_host(engine: Engine, text: str) -> str:
+    """A booth typed into a search box, by id or by name (case-insensitive, whole or a unique part) → its
+    id; text naming no single booth is kept as is (and matches nothing)."""
+    needle = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with db.read(engine) as conn:
+        if conn.execute(sa.select(hosts.c.id).where(hosts.c.id == text)).first() is not None:
+            return text
+        for cond in (sa.func.lower(hosts.c.name) == text.lower(), hosts.c.name.ilike(needle, escape="\\")):
+            found = conn.execute(sa.select(hosts.c.id).where(cond).limit(2)).scalars().all()
+            if len(found) == 1:
+                return str(found[0])
+    return text

@@ -8,6 +8,7 @@ models accept it, so a published policy is one the agent would load; every chang
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -188,12 +189,18 @@ def record_report(engine: Engine, host_id: str, event: dict[str, Any], *, now: f
             conn.execute(sa.insert(host_policy).values(host_id=host_id, **values))
 
 
-def status(engine: Engine) -> list[dict[str, Any]]:
-    """Per booth: its group, the version it should run, the one it reported, and whether it is behind."""
+def status(engine: Engine, host_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Per booth (of `host_ids`, or all): its group, the version it should run, the one it reported, and
+    whether it is behind."""
     out = []
+    which = sa.select(hosts.c.id, hosts.c.name).order_by(hosts.c.name)
+    reported_q = sa.select(host_policy)
+    if host_ids is not None:  # one page of the booths board, not the whole fleet
+        which = which.where(hosts.c.id.in_(host_ids))
+        reported_q = reported_q.where(host_policy.c.host_id.in_(host_ids))
     with db.read(engine) as conn:
-        reported = {r["host_id"]: r for r in conn.execute(sa.select(host_policy)).mappings()}
-        for host_id, name in conn.execute(sa.select(hosts.c.id, hosts.c.name).order_by(hosts.c.name)):
+        reported = {r["host_id"]: r for r in conn.execute(reported_q).mappings()}
+        for host_id, name in conn.execute(which):
             group = group_of(conn, host_id)
             latest = None if group is None else _latest(conn, group)
             want = None if latest is None else int(latest["version"])

@@ -60,16 +60,20 @@ def seed_events(conn: Connection, n_hosts: int, n_events: int, *, step: float = 
         sa.text(
             'INSERT INTO events (host_id, seq, id, time, type, severity, "user", prev_hash, hash, data,'
             " raw, received)"
-            " SELECT 'booth-' || lpad((i % :h + 1)::text, 5, '0'), i / :h + 1, md5(i::text)::uuid::text,"
-            "  to_char(to_timestamp(:base + i * :step) AT TIME ZONE 'UTC',"
-            '   \'YYYY-MM-DD"T"HH24\\:MI\\:SS.MS"Z"\'),'
-            f"  ({types})[i % {len(TYPES)} + 1], CASE WHEN i % 1000 = 0 THEN 'high' ELSE 'info' END,"
-            f"  'user' || (i % {USERS}), md5((i - 1)::text) || md5((i - 1)::text),"
+            " SELECT h, seq, id, tm, ty, sev, u, md5((i - 1)::text) || md5((i - 1)::text),"
             "  md5(i::text) || md5(i::text), '{\"n\": 1}',"
-            '  \'{"type": "x", "seq": \' || i || \', "data": {"pid": 4242, "path": "/home/agent/file-\''
-            "  || i || '.txt\"}}',"
+            "  json_build_object('seq', seq, 'id', id, 'time', tm, 'type', ty, 'severity', sev, 'user', u,"
+            "   'host', json_build_object('id', h, 'name', 'Booth ' || h),"
+            "   'data', json_build_object('pid', 4242, 'path', '/home/agent/file-' || i || '.txt'))::text,"
             "  :base + i * :step + 0.5"
-            " FROM generate_series(:start, :n) AS i"
+            " FROM (SELECT i, 'booth-' || lpad((i % :h + 1)::text, 5, '0') AS h, i / :h + 1 AS seq,"
+            "  md5(i::text)::uuid::text AS id,"
+            "  to_char(to_timestamp(:base + i * :step) AT TIME ZONE 'UTC',"
+            '   \'YYYY-MM-DD"T"HH24\\:MI\\:SS.MS"Z"\') AS tm,'
+            f"  ({types})[i % {len(TYPES)} + 1] AS ty,"
+            "  CASE WHEN i % 1000 = 0 THEN 'high' ELSE 'info' END AS sev,"
+            f"  'user' || (i % {USERS}) AS u"
+            "  FROM generate_series(:start, :n) AS i) AS s"
         ),
         {"h": n_hosts, "n": n_events, "start": start, "base": BASE, "step": step},
     )
