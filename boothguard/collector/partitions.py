@@ -140,6 +140,7 @@ def convert(conn: Connection) -> None:
                 )
             )
     # Rows first, indexes after: one sorted build per index instead of row-by-row maintenance.
+    conn.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
     conn.execute(sa.text(f"INSERT INTO events SELECT * FROM {_OLD}"))  # noqa: S608 - a constant
     conn.execute(sa.text(f"DROP TABLE {_OLD}"))
     if seq is not None:

@@ -29,23 +29,40 @@ def host_id(i: int) -> str:
     return f"booth-{i:05d}"
 
 
-def seed_hosts(conn: Connection, n: int, now: float) -> None:
-    conn.execute(
-        sa.text(
-            "INSERT INTO hosts (id, name, token_hash, enrolled_at, last_seen, last_type, heartbeat_seconds,"
-            " state, chain_seq, chain_hash, max_seq, chain_status, chain_detail, away, locked, spool_backlog,"
-            " labels, last_time, usb_mode, watcher_state, watcher_since)"
-            " SELECT 'booth-' || lpad(i::text, 5, '0'), 'Floor ' || (i % 7) || ' booth ' || i,"
-            "  md5(i::text) || md5('t' || i), :now - 86400 * 30,"
-            "  CASE WHEN i % 50 = 0 THEN :now - 3600 ELSE :now - (i % 50) END, 'agent.heartbeat', 60,"
-            "  CASE WHEN i % 50 = 0 THEN 'silent' ELSE 'online' END, 100, repeat('0', 64), 100,"
-            "  CASE WHEN i % 97 = 0 THEN 'gap' ELSE 'ok' END, CASE WHEN i % 97 = 0 THEN 'seq 5-9' END,"
-            "  i % 20 = 0, i % 20 = 0, i % 13, '[\"floor\"]', '2026-01-01T00:00:00.000Z', 'enforce',"
-            "  CASE WHEN i % 31 = 0 THEN 'missing' ELSE 'ok' END, '2026-01-01T00:00:00.000Z'"
-            " FROM generate_series(1, :n) AS i"
-        ),
-        {"n": n, "now": now},
-    )
+_HOST_COLUMNS = [
+    ("id", "'booth-' || lpad(i::text, 5, '0')"),
+    ("name", "'Floor ' || (i % 7) || ' booth ' || i"),
+    ("token_hash", "md5(i::text) || md5('t' || i)"),
+    ("enrolled_at", ":now - 86400 * 30"),
+    ("last_seen", "CASE WHEN i % 50 = 0 THEN :now - 3600 ELSE :now - (i % 50) END"),
+    ("last_type", "'agent.heartbeat'"),
+    ("heartbeat_seconds", "60"),
+    ("state", "CASE WHEN i % 50 = 0 THEN 'silent' ELSE 'online' END"),
+    ("chain_seq", "100"),
+    ("chain_hash", "repeat('0', 64)"),
+    ("max_seq", "100"),
+    ("chain_status", "CASE WHEN i % 97 = 0 THEN 'gap' ELSE 'ok' END"),
+    ("chain_detail", "CASE WHEN i % 97 = 0 THEN 'seq 5-9' END"),
+    ("away", "i % 20 = 0"),
+    ("locked", "i % 20 = 0"),
+    ("spool_backlog", "i % 13"),
+    ("labels", "'[\"floor\"]'"),
+]
+_V6_HOST_COLUMNS = [
+    ("last_time", "'2026-01-01T00:00:00.000Z'"),
+    ("usb_mode", "'enforce'"),
+    ("watcher_state", "CASE WHEN i % 31 = 0 THEN 'missing' ELSE 'ok' END"),
+    ("watcher_since", "'2026-01-01T00:00:00.000Z'"),
+]
+
+
+def seed_hosts(conn: Connection, n: int, now: float, *, v4: bool = False) -> None:
+    """`v4`: a database not yet migrated to v6 (no watcher/USB mode columns on the row)."""
+    cols = _HOST_COLUMNS + ([] if v4 else _V6_HOST_COLUMNS)
+    names = ", ".join(c for c, _ in cols)
+    exprs = ", ".join(e for _, e in cols)
+    sql = f"INSERT INTO hosts ({names}) SELECT {exprs} FROM generate_series(1, :n) AS i"
+    conn.execute(sa.text(sql), {"n": n, "now": now})
 
 
 def months_for(n_events: int, step: float) -> list[partitions.Month]:

@@ -154,3 +154,33 @@ def test_what_the_board_shows_comes_from_the_host_row(db_url: str, secret_file: 
     assert h is not None
     assert h["status"] == "silent"
     assert booths.one(store.engine, "no-such", NOW, _threshold) is None
+
+
+def test_api_hosts_pages_when_asked(db_url: str, secret_file: Path) -> None:
+    import time
+
+    from boothguard.collector import users
+    from tests.collector.test_hosts import basic
+
+    store = make_store(db_url, clock=Clock(NOW))
+    _fleet(store.engine)
+    users.add_user(store.engine, "vic", "viewer", "vic-password", now=time.time())
+    auth = basic("vic", "vic-password")
+    with client(store, secret_file) as c:
+        assert len(c.get("/v1/hosts", headers=auth).json()["hosts"]) == N  # unchanged without parameters
+        seen: list[str] = []
+        r = c.get("/v1/hosts", params={"limit": 100, "state": "away"}, headers=auth).json()
+        seen += [h["id"] for h in r["hosts"]]
+        assert r["matched"] == len(seen) == len([i for i in range(N) if i % 7 == 0])
+        assert r["next_cursor"] is None
+        page1 = c.get("/v1/hosts", params={"limit": 3, "q": "booth 2"}, headers=auth).json()
+        page2 = c.get(
+            "/v1/hosts", params={"limit": 3, "q": "booth 2", "cursor": page1["next_cursor"]}, headers=auth
+        )
+        assert [h["id"] for h in page1["hosts"] + page2.json()["hosts"]] == [
+            f"bt-{i}" for i in range(200, 206)
+        ]
+        bad = c.get("/v1/hosts", params={"state": "asleep"}, headers=auth)
+        assert bad.status_code == 400
+        assert "state must be one of" in bad.text
+        assert c.get("/v1/hosts", params={"cursor": "zz"}, headers=auth).status_code == 400

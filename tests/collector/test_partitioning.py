@@ -4,6 +4,7 @@ partition catching what no month holds, and the query indexes the pages use (EXP
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -166,3 +167,50 @@ def test_month_bounds() -> None:
     assert [m.name for m in partitions.months(_unix(2026, 11, 30), _unix(2027, 1, 1))] == [
         "events_y2026m11", "events_y2026m12", "events_y2027m01",
     ]  # fmt: skip
+
+
+def test_conversion_carries_what_a_v5_step_added(pg_url: str) -> None:
+    """v6 runs after a v5 this branch does not have: whatever column and index v5 put on `events` (here a
+    stand-in for retention's chain-skeleton marker) survive the conversion with their values."""
+    engine, _agent, _ = _v4_database(pg_url)
+    migrations.migrate(engine, target=5)
+    with db.write(engine) as conn:
+        conn.execute(sa.text("ALTER TABLE events ADD COLUMN skeleton BOOLEAN NOT NULL DEFAULT false"))
+        conn.execute(sa.text("UPDATE events SET skeleton = (seq % 2 = 0)"))
+        conn.execute(sa.text("CREATE INDEX ix_events_skeleton ON events (host_id, skeleton)"))
+    migrations.migrate(engine)
+    with db.read(engine) as conn:
+        assert partitions.is_partitioned(conn)
+        marked = conn.execute(sa.text("SELECT seq FROM events WHERE skeleton ORDER BY seq")).scalars().all()
+        assert marked == [2, 4, 6, 8, 10]
+        assert "ix_events_skeleton" in {i["name"] for i in sa.inspect(conn).get_indexes("events")}
+        default = conn.execute(
+            sa.text("SELECT column_default FROM information_schema.columns WHERE column_name = 'skeleton'")
+        ).scalar()
+        assert default == "false"
+
+
+def test_collectors_creating_months_at_once_create_each_once(pg_url: str) -> None:
+    engine = db.create(pg_url)
+    migrations.migrate(engine)
+    engines = [db.create(pg_url) for _ in range(3)]
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def go(e: Engine) -> None:
+        try:
+            results.append(partitions.ensure(e, _unix(2027, 3, 3)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(name for r in results for name in r) == [
+        "events_y2027m03",
+        "events_y2027m04",
+        "events_y2027m05",
+    ]

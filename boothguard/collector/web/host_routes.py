@@ -81,7 +81,9 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
         if created is None:
             raise Refused(404, "error.not_found")
         _log.info("dashboard_lock", user=who.name, host=host_id, command=created["id"])
-        return d.secure(RedirectResponse("/hosts?" + urlencode({"sent": host_id}), status_code=303), request)
+        return d.secure(
+            RedirectResponse("/hosts?" + urlencode({"q": host_id, "sent": host_id}), status_code=303), request
+        )
 
     # --- temporary USB exception: form, confirmation, command ----------------------------------------
 
@@ -144,5 +146,6 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
             command=created["id"],
             device=checked.device,
         )
-        target = "/hosts?" + urlencode({"allowed": host["id"]})
+        # back to that booth's row, wherever it falls in the fleet's pages
+        target = "/hosts?" + urlencode({"q": host["id"], "allowed": host["id"]})
         return d.secure(RedirectResponse(target, status_code=303), request)
