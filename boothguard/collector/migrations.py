@@ -65,10 +65,10 @@ def _v6(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         partitions.convert(conn)
     else:
-        conn.execute(sa.text("DROP INDEX IF EXISTS ix_events_type"))  # superseded by (type, time)
+        for old in ("ix_events_type", "ix_events_time"):  # superseded by (type, time), (time, type)
+            conn.execute(sa.text(f"DROP INDEX IF EXISTS {old}"))
         for index in md.tables["events"].indexes:
-            if index.name != "ix_events_time":
-                index.create(conn)
+            index.create(conn)
     _log.info("hosts_backfilled", hosts=host_backfill.backfill(conn))
 
 

@@ -30,8 +30,8 @@ DEFAULT = "events_default"
 MONTHS_AHEAD = 2
 MAX_MONTHS = 240  # months the conversion creates at most; anything older goes to the default partition
 _OLD = "events_unpartitioned"
-# Superseded at v6 by (type, time); not carried over.
-_DROPPED = frozenset({"ix_events_type"})
+# Superseded at v6 by (type, time) and (time, type); not carried over.
+_DROPPED = frozenset({"ix_events_type", "ix_events_time"})
 
 
 @dataclass(frozen=True)
