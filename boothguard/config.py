@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from boothguard.agent.settings import AgentSection
+from boothguard.config_override import RefusedOverride
 from boothguard.configfiles import ENV_PREFIX, ETC, config_files, read_files
 from boothguard.errors import ConfigError, Problem
 from boothguard.lock.settings import LockSection
@@ -59,6 +60,12 @@ class _Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
+    # Local values the collector's policy did not let apply (set by `load`, reported by the agent).
+    _refused: tuple[RefusedOverride, ...] = PrivateAttr(default=())
+
+    @property
+    def refused_overrides(self) -> tuple[RefusedOverride, ...]:
+        return self._refused
 
     @classmethod
     def settings_customise_sources(
@@ -104,14 +111,16 @@ def load(
     """Load and validate; raise ConfigError listing every problem found."""
     environ = os.environ if env is None else env
     strict_perms = os.geteuid() == 0 if check_permissions is None else check_permissions
-    merged, provenance, problems = read_files(
+    merged, provenance, problems, guarded_env, refused = read_files(
         main, main_required=main_required, environ=environ, strict_perms=strict_perms
     )
     if problems:
         raise ConfigError(problems)
-    token = _ENVIRON.set(environ)
+    token = _ENVIRON.set(guarded_env)
     try:
-        return cls(**merged)
+        cfg = cls(**merged)
+        cfg._refused = tuple(refused)
+        return cfg
     except SettingsError as exc:  # e.g. BOOTHGUARD_AGENT='{' : not JSON for a section
         cause = f": {exc.__cause__}" if exc.__cause__ else ""
         raise ConfigError([Problem(f"environment {ENV_PREFIX}*", None, "-", f"{exc}{cause}")]) from None

@@ -13,8 +13,17 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from boothguard.config_override import (
+    OVERRIDE_KEY,
+    ManagedPolicy,
+    RefusedOverride,
+    guard_environ,
+    is_policy_file,
+    strip_refused,
+    take_policy,
+)
 from boothguard.errors import ConfigError, Problem
 
 ENV_PREFIX = "BOOTHGUARD_"
@@ -141,8 +150,31 @@ def _exists(path: Path) -> bool:
     return True
 
 
+class _Guard:
+    """The managed policy drop-in once read, and the later local values it refused."""
+
+    def __init__(self, dropin_dir: Path) -> None:
+        self.dropin_dir = dropin_dir
+        self.policy: ManagedPolicy | None = None
+        self.refused: list[RefusedOverride] = []
+
+    def check(self, path: Path, text: str, data: dict[str, Any], lines: dict[KeyPath, int]) -> str | None:
+        """Adjust one file's data before it is merged; a reason when the file must be refused."""
+        if is_policy_file(path, self.dropin_dir):
+            found = take_policy(text, data)
+            if isinstance(found, str):
+                return found
+            self.policy = found
+            return None
+        if OVERRIDE_KEY in data:
+            return f"{OVERRIDE_KEY} is set by the collector's policy only, not by a local file"
+        if self.policy is not None:
+            self.refused += strip_refused(data, self.policy, str(path), lines)
+        return None
+
+
 def _read_into(
-    path: Path, merged: dict[str, Any], provenance: _Provenance, strict_perms: bool
+    path: Path, merged: dict[str, Any], provenance: _Provenance, strict_perms: bool, guard: _Guard
 ) -> Problem | None:
     try:
         if strict_perms and (why := _permission_problem(path)):
@@ -155,6 +187,8 @@ def _read_into(
     except (OSError, UnicodeDecodeError) as exc:
         return Problem(str(path), None, "-", f"cannot read: {exc}")
     lines = _key_lines(text)
+    if why := guard.check(path, text, data, lines):
+        return Problem(str(path), lines.get((OVERRIDE_KEY,)), OVERRIDE_KEY, why)
     # Tables too, so an error about a missing key (a rule without `id`) points at its table.
     for table, table_line in lines.items():
         provenance.places[table] = (str(path), table_line)
@@ -165,14 +199,23 @@ def _read_into(
     return None
 
 
-def read_files(
-    main: Path, *, main_required: bool, environ: Mapping[str, str], strict_perms: bool
-) -> tuple[dict[str, Any], _Provenance, list[Problem]]:
-    """The merged TOML of `main` and its drop-ins, where each key came from, and the problems met."""
+class Read(NamedTuple):
+    merged: dict[str, Any]
+    provenance: _Provenance
+    problems: list[Problem]
+    # The environment to validate: without the values the collector's policy refuses.
+    environ: dict[str, str]
+    refused: list[RefusedOverride]
+
+
+def read_files(main: Path, *, main_required: bool, environ: Mapping[str, str], strict_perms: bool) -> Read:
+    """The merged TOML of `main` and its drop-ins, where each key came from, the problems met, and the local
+    values the collector's policy refused (`boothguard.config_override`)."""
     dropin_dir = main.with_suffix(".d")
     problems: list[Problem] = []
     provenance = _Provenance()
     merged: dict[str, Any] = {}
+    guard = _Guard(dropin_dir)
     try:
         main.stat()
     except FileNotFoundError:
@@ -183,15 +226,16 @@ def read_files(
     if strict_perms and dropin_dir.is_dir() and (why := _permission_problem(dropin_dir)):
         problems.append(Problem(str(dropin_dir), None, "-", why))
     for path in config_files(main, dropin_dir):
-        problem = _read_into(path, merged, provenance, strict_perms)
+        problem = _read_into(path, merged, provenance, strict_perms, guard)
         if problem:
             problems.append(problem)
     problems += env_problems(environ)
-    for name in environ:
+    env, refused_env = guard_environ(environ, guard.policy)
+    for name in env:
         if name.startswith(ENV_PREFIX) and "__" in name:
             key = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
             provenance.places[key] = (f"environment {name}", None)
-    return merged, provenance, problems
+    return Read(merged, provenance, problems, env, guard.refused + refused_env)
 
 
 class Unsure(Exception):
@@ -210,12 +254,10 @@ def agent_socket_path(path: Path | None = None, env: Mapping[str, str] | None = 
     """
     environ = os.environ if env is None else env
     main = path or ETC / "agent.toml"
-    merged, _, problems = read_files(
-        main, main_required=path is not None, environ=environ, strict_perms=False
-    )
-    if problems:
-        raise ConfigError(problems)
-    return runtime_dir(merged, environ) / "agent.sock"
+    read = read_files(main, main_required=path is not None, environ=environ, strict_perms=False)
+    if read.problems:
+        raise ConfigError(read.problems)
+    return runtime_dir(read.merged, read.environ) / "agent.sock"
 
 
 def runtime_dir(merged: Mapping[str, Any], environ: Mapping[str, str]) -> Path:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -277,7 +277,23 @@ class ChainProblem:
     to_seq: int
 
 
-def declared_gap_range(event: Event) -> tuple[int, int] | None:
+class Chained(Protocol):
+    """What the chain check needs of an event: an `Event`, or a skeleton of one (collector retention)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+    def hash_ok(self) -> bool: ...
+
+
+def declared_gap_range(event: Chained) -> tuple[int, int] | None:
     if event.type != "spool.gap":
         return None
     lo, hi = event.data.get("from_seq"), event.data.get("to_seq")
@@ -286,7 +302,7 @@ def declared_gap_range(event: Event) -> tuple[int, int] | None:
     return None
 
 
-def verify_chain(events: Iterable[Event]) -> list[ChainProblem]:
+def verify_chain(events: Iterable[Chained]) -> list[ChainProblem]:
     """Check one host's events in arrival order; a `spool.gap` explains the seqs it declares.
 
     The declaration has a higher seq than the events it covers, so ranges are collected first.
@@ -295,7 +311,7 @@ def verify_chain(events: Iterable[Event]) -> list[ChainProblem]:
     declared = [rng for ev in evs if (rng := declared_gap_range(ev))]
     problems = [ChainProblem("declared_gap", lo, hi) for lo, hi in declared]
     covered = merge_ranges(declared)
-    last: Event | None = None
+    last: Chained | None = None
     for ev in evs:
         if not ev.hash_ok():
             problems.append(ChainProblem("bad_hash", ev.seq, ev.seq))

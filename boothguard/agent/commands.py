@@ -128,15 +128,16 @@ def _config_check(args: argparse.Namespace) -> int:
     from boothguard import config
 
     try:
-        if args.collector:
-            config.load_collector(args.config)
-        else:
-            config.load_agent(args.config)
+        cfg = config.load_collector(args.config) if args.collector else config.load_agent(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem)
         return EXIT_CONFIG
-    print("ok")
+    # Valid, and it runs; but say which local values the collector's policy keeps from applying.
+    for override in cfg.refused_overrides:
+        print(override)
+    count = len(cfg.refused_overrides)
+    print(f"ok ({count} local override(s) refused)" if count else "ok")
     return 0
 
 

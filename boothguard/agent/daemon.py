@@ -18,7 +18,7 @@ from boothguard.agent.memory import release_freed_memory
 from boothguard.agent.notify import sd_notify, watchdog_interval
 from boothguard.agent.plugin import AgentContext, Plugin
 from boothguard.agent.plugins import build_plugins
-from boothguard.agent.policy_apply import PolicyApplier
+from boothguard.agent.policy_apply import OverrideReporter, PolicyApplier
 from boothguard.agent.remote import CommandRunner
 from boothguard.agent.supervisor import Supervisor
 from boothguard.errors import EXIT_USAGE, ConfigError, PersistenceError
@@ -72,6 +72,7 @@ class Agent:
         self._stop = asyncio.Event()
         self._stop_reason = "stop"
         self._tasks: list[asyncio.Task[Any]] = []
+        self.overrides = OverrideReporter(self.writer.emit)
         self.commands = CommandRunner(lambda: self.started_plugins, self.writer.emit)
         self.supervisor = Supervisor()
         self.ctx = AgentContext(
@@ -99,6 +100,7 @@ class Agent:
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
         try:
             await self.writer.emit(Draft("agent.started", "info", self._started_data()))
+            await self.overrides.report(self.config)
             self._register_ops()
             await self.control.start()
             await self._start_plugins()
@@ -287,6 +289,7 @@ class Agent:
             return
         self.config = new
         self.ctx.config = new
+        await self.overrides.report(new)
         for plugin in self.started_plugins:
             try:
                 plugin.reload(new)

@@ -8,19 +8,18 @@ booth that never got one runs its local config unchanged.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from boothguard import config, log
+from boothguard.config_override import POLICY_HEADER, RefusedOverride, override_data
 from boothguard.errors import ConfigError
 from boothguard.events import Draft
 from boothguard.policy import policy_hash
 from boothguard.policy.dropin import DROPIN_NAME, PolicyRejected, write
 
 _log = log.get("agent.policy")
-_HEADER = re.compile(r"^# Managed by the boothguard collector: policy v(\d+) sha256 ([0-9a-f]{64})\.")
 
 Emit = Callable[[Draft], Awaitable[object]]
 Reload = Callable[[], Awaitable[None]]
@@ -44,7 +43,7 @@ class PolicyApplier:
             first = (self.dir / DROPIN_NAME).read_text(encoding="utf-8").split("\n", 1)[0]
         except (OSError, UnicodeDecodeError):
             return None
-        m = _HEADER.match(first)
+        m = POLICY_HEADER.match(first)
         return (int(m.group(1)), m.group(2)) if m else None
 
     async def handle(self, policy: dict[str, Any]) -> None:
@@ -92,3 +91,26 @@ class PolicyApplier:
         data = {"source": "collector", "version": version, "hash": digest, "problems": problems[:50]}
         data["reason"] = "; ".join(problems)[:255]
         await self.emit(Draft("agent.config_rejected", "high", data))
+
+
+class OverrideReporter:
+    """Emit `agent.config_override_refused` for each local value the policy refused.
+
+    Called at start and after every successful reload; a refusal still standing is not repeated on each
+    SIGHUP, one that went away and came back is reported again. At most one per file and key the policy
+    sets, so the burst is bounded by the config's own size.
+    """
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self._reported: set[RefusedOverride] = set()
+
+    async def report(self, cfg: config.AgentConfig) -> None:
+        new = [r for r in cfg.refused_overrides if r not in self._reported]
+        self._reported = set(cfg.refused_overrides)  # only what stands now: the set stays bounded
+        for refused in new:
+            _log.warning(
+                "config_override_refused", file=refused.source, line=refused.line, key=refused.key,
+                policy_version=refused.policy_version,
+            )  # fmt: skip
+            await self.emit(Draft("agent.config_override_refused", "medium", override_data(refused)))

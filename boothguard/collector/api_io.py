@@ -6,15 +6,33 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from boothguard.collector import strict_json
-from boothguard.collector.ingest import BodyError, read_body
+from boothguard.collector.ingest_body import BodyError, read_body
 
 SMALL_BODY = 64 * 1024  # enrollment, commands: tiny JSON documents
 
 
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class RefuseNul:
+    """A NUL in the URL (its path or query, once decoded) is a 400 before any route sees it: PostgreSQL
+    cannot hold a NUL in a string, so as a filter value it came back as a 500. Plain ASGI, not
+    BaseHTTPMiddleware: ingest pays one substring search, not a task per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
+        ):
+            await json_error(400, "NUL character in the URL")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 async def small_json(request: Request) -> Any:

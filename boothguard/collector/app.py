@@ -15,10 +15,19 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from boothguard import log
-from boothguard.collector import partitions, queries, routes_agent, routes_ops, routes_policy, routes_user
+from boothguard.collector import (
+    partitions,
+    queries,
+    retention_routes,
+    retention_task,
+    routes_agent,
+    routes_ops,
+    routes_policy,
+    routes_user,
+)
 from boothguard.collector.alerts.model import Alert
-from boothguard.collector.api_io import json_error
-from boothguard.collector.ingest import BodyError
+from boothguard.collector.api_io import RefuseNul, json_error
+from boothguard.collector.ingest_body import BodyError
 from boothguard.collector.login_guard import LoginGuard
 from boothguard.collector.metrics import Metrics
 from boothguard.collector.settings import CollectorSection
@@ -63,25 +72,28 @@ def create_app(svc: Services) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if svc.dispatcher is not None:
             await svc.dispatcher.start()
-        task = asyncio.create_task(_background(svc)) if svc.background else None
+        tasks = [asyncio.create_task(_background(svc)), _retention(svc)] if svc.background else []
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
+            if tasks:
                 with anyio.CancelScope(shield=True):
-                    await asyncio.gather(task, return_exceptions=True)
+                    await asyncio.gather(*tasks, return_exceptions=True)
             if svc.dispatcher is not None:
                 await svc.dispatcher.stop()
 
     svc.logins.max_checks = svc.settings.max_password_checks
     app = FastAPI(title="boothguard collector", version="1", lifespan=lifespan)
     app.state.svc = svc
+    app.add_middleware(RefuseNul)
     _handlers(app, svc)
     routes_agent.mount(app, svc)
     routes_user.mount(app, svc)
     routes_ops.mount(app, svc)
     routes_policy.mount(app, svc)  # central policy (issue 18)
+    retention_routes.mount(app, svc)  # a host's chain verified, retention's state (issue 17)
     from boothguard.collector.web import mount_dashboard  # the security dashboard at / (issue 7)
 
     mount_dashboard(app, svc)
@@ -111,6 +123,14 @@ def _handlers(app: FastAPI, svc: Services) -> None:
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         return json_error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+
+def _retention(svc: Services) -> asyncio.Task[None]:
+    """Its own task: a long retention run never delays the silence and chain checks."""
+    store = svc.store
+    return asyncio.create_task(
+        retention_task.run_forever(store.engine, lambda: svc.settings.retention, store.clock, svc.metrics)
+    )
 
 
 async def _background(svc: Services) -> None:

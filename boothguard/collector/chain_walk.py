@@ -14,6 +14,7 @@ from boothguard.collector.alerts.model import Alert
 from boothguard.collector.chain import ChainState, Finding, Link, Walk, advance, declared_range
 from boothguard.collector.host_state import host_values
 from boothguard.collector.ingest import Line
+from boothguard.collector.retention_skeleton import stored_data
 from boothguard.collector.schema import events, hosts
 from boothguard.collector.store_parts import StoreParts
 from boothguard.events import ZERO_HASH
@@ -74,8 +75,8 @@ def walk_chain(conn: Connection, host: RowMapping, new: list[Line], now: float, 
 
 
 def declared_ranges(conn: Connection, host_id: str) -> list[tuple[int, int]]:
-    q = sa.select(events.c.data).where(events.c.host_id == host_id, events.c.type == "spool.gap")
-    return [rng for (data,) in conn.execute(q) if (rng := declared_range(data))]
+    q = sa.select(events.c.raw).where(events.c.host_id == host_id, events.c.type == "spool.gap")
+    return [rng for (raw,) in conn.execute(q) if (rng := declared_range(stored_data(raw)))]
 
 
 def settle_chains(store: StoreParts, on_finding: Callable[[str], None] | None = None) -> list[Alert]:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from boothguard.collector.host_state import WATCHER_STATES, apply_state
+from boothguard.collector.retention_skeleton import stored_data
 from boothguard.collector.schema import tables
 
 _T = tables(6).tables
@@ -39,9 +40,8 @@ def _latest_of(conn: Connection, types: tuple[str, ...]) -> list[dict[str, Any]]
         .group_by(_events.c.host_id)
         .subquery()
     )
-    q = sa.select(_events.c.host_id, _events.c.type, _events.c.time, _events.c.data).join(
+    q = sa.select(_events.c.host_id, _events.c.type, _events.c.time, _events.c.raw).join(
         newest, sa.and_(_events.c.host_id == newest.c.host_id, _events.c.seq == newest.c.seq)
     )
-    return [
-        {**r, "data": r["data"] if isinstance(r["data"], dict) else {}} for r in conn.execute(q).mappings()
-    ]
+    # v5 stores each line once: `data` is derived from `raw` (None for a skeleton)
+    return [{**r, "data": stored_data(r["raw"]) or {}} for r in conn.execute(q).mappings()]

@@ -1,4 +1,4 @@
-"""Reading an ingest body: bounded before and after gzip, split into NDJSON lines, each validated."""
+"""An ingest body's NDJSON lines, each validated as a sealed event (the body is read by `ingest_body`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import hashlib
 import json
 import math
 import re
-import zlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, NotRequired, cast
@@ -16,6 +14,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_confi
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from boothguard.collector import strict_json
+from boothguard.collector.ingest_body import BodyError
 from boothguard.envelope_limits import INT_MAX, INT_MIN, MAX_DEPTH
 from boothguard.events import TYPE_PATTERN, Event, Severity
 
@@ -77,25 +76,29 @@ def data_json(data: dict[str, Any]) -> str:
     return "".join(_c_data(data, 0))
 
 
-def _canonical_escaped(b: EventBody) -> str:
+# Each canonical text comes in two parts, split where the hash sits in the sealed line (sorted keys put
+# "hash" between "data" and "host"), so a line sent exactly as the agent seals it is recognised by
+# comparing bytes (`_sealed_as_canonical`).
+def _canonical_escaped(b: EventBody) -> tuple[str, str]:
     host, user = b["host"], b.get("user")
     return (
-        f'{{"agent":{{"version":{_esc(b["agent"]["version"])}}},"data":{data_json(b["data"])},'
-        f'"host":{{"id":{_esc(host["id"])},"name":{_esc(host["name"])}}},"id":{_esc(b["id"])},'
+        f'{{"agent":{{"version":{_esc(b["agent"]["version"])}}},"data":{data_json(b["data"])}',
+        f',"host":{{"id":{_esc(host["id"])},"name":{_esc(host["name"])}}},"id":{_esc(b["id"])},'
         f'"prev_hash":{_esc(b["prev_hash"])},"seq":{b["seq"]},"severity":{_esc(b["severity"])},'
-        f'"time":{_esc(b["time"])},"type":{_esc(b["type"])},"user":{"null" if user is None else _esc(user)}}}'
+        f'"time":{_esc(b["time"])},"type":{_esc(b["type"])},'
+        f'"user":{"null" if user is None else _esc(user)}}}',
     )
 
 
-def _canonical_plain(b: EventBody) -> str:
+def _canonical_plain(b: EventBody) -> tuple[str, str]:
     """As `_canonical_escaped`, quoting id, prev_hash, severity, time and type as they are: their patterns
     (or literals) admit no character JSON escapes."""
     host, user = b["host"], b.get("user")
     return (
-        f'{{"agent":{{"version":{_esc(b["agent"]["version"])}}},"data":{data_json(b["data"])},'
-        f'"host":{{"id":{_esc(host["id"])},"name":{_esc(host["name"])}}},"id":"{b["id"]}",'
+        f'{{"agent":{{"version":{_esc(b["agent"]["version"])}}},"data":{data_json(b["data"])}',
+        f',"host":{{"id":{_esc(host["id"])},"name":{_esc(host["name"])}}},"id":"{b["id"]}",'
         f'"prev_hash":"{b["prev_hash"]}","seq":{b["seq"]},"severity":"{b["severity"]}",'
-        f'"time":"{b["time"]}","type":"{b["type"]}","user":{"null" if user is None else _esc(user)}}}'
+        f'"time":"{b["time"]}","type":"{b["type"]}","user":{"null" if user is None else _esc(user)}}}',
     )
 
 
@@ -128,7 +131,8 @@ _canonical = _canonical_plain if _patterns_are_whole_text() else _canonical_esca
 
 def fast_canonical(ev: Event | EventBody) -> str:
     """The canonical JSON of `ev` without its hash (what the chain hashes), built field by field."""
-    return _canonical(ev if isinstance(ev, dict) else _as_body(ev))
+    head, tail = _canonical(ev if isinstance(ev, dict) else _as_body(ev))
+    return head + tail
 
 
 def hash_ok(ev: Event | EventBody) -> bool:
@@ -138,7 +142,7 @@ def hash_ok(ev: Event | EventBody) -> bool:
     a change to the envelope can cost speed, never correctness.
     """
     body = ev if isinstance(ev, dict) else _as_body(ev)
-    if _FAST and _sha256(_canonical(body).encode()).hexdigest() == body["hash"]:
+    if _FAST and _sha256(fast_canonical(body).encode()).hexdigest() == body["hash"]:
         return True
     return (ev if isinstance(ev, Event) else Event.model_validate(ev)).hash_ok()
 
@@ -148,15 +152,6 @@ def _as_body(ev: Event) -> EventBody:
 
 
 _sha256 = hashlib.sha256
-
-
-class BodyError(Exception):
-    """The request body as a whole is refused; `status` is the HTTP answer."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -177,76 +172,6 @@ class Rejection:
 
     def answer(self) -> dict[str, Any]:
         return {"index": self.index, "error": self.error}
-
-
-class _Gunzip:
-    """Streaming gzip (several members allowed) that never produces more than `limit` bytes."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.out = bytearray()
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._members = 0
-        self._in_member = False  # the current decompressor has been fed and has not reached its end
-
-    def feed(self, data: bytes) -> None:
-        while data:
-            self._in_member = True
-            room = self.limit - len(self.out)
-            chunk = self._d.decompress(data, room + 1)
-            self.out += chunk
-            if len(self.out) > self.limit:
-                raise BodyError(413, f"body larger than {self.limit} bytes after decompression")
-            data = self._d.unconsumed_tail
-            if self._d.eof:
-                data = self._d.unused_data + data
-                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                self._members += 1
-                self._in_member = False
-
-    def finish(self) -> bytes:
-        rest = self._d.flush()
-        self.out += rest
-        if len(self.out) > self.limit:
-            raise BodyError(413, f"body larger than {self.limit} bytes after decompression")
-        if self._in_member or not self._members:
-            raise BodyError(400, "truncated gzip body")
-        return bytes(self.out)
-
-
-async def read_body(
-    chunks: AsyncIterator[bytes],
-    *,
-    encoding: str | None,
-    content_length: str | None,
-    max_body: int,
-    max_decompressed: int,
-) -> bytes:
-    enc = (encoding or "identity").strip().lower()
-    if enc not in ("identity", "gzip", "x-gzip"):
-        raise BodyError(415, f"unsupported content-encoding {enc!r}")
-    if content_length is not None:
-        try:
-            declared = int(content_length)
-        except ValueError:
-            raise BodyError(400, "bad content-length") from None
-        if declared > max_body:
-            raise BodyError(413, f"body larger than {max_body} bytes")
-    gunzip = _Gunzip(max_decompressed) if enc != "identity" else None
-    plain = bytearray()
-    received = 0
-    try:
-        async for chunk in chunks:
-            received += len(chunk)
-            if received > max_body:
-                raise BodyError(413, f"body larger than {max_body} bytes")
-            if gunzip is not None:
-                gunzip.feed(chunk)
-            else:
-                plain += chunk
-        return gunzip.finish() if gunzip is not None else bytes(plain)
-    except zlib.error as exc:
-        raise BodyError(400, f"bad gzip body: {exc}") from None
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -283,80 +208,131 @@ _KEY_SEP = re.compile(rb'"[ \t\n\r]*:')
 _isfinite = math.isfinite
 
 
-def _lean(value: Any, depth: int) -> int:  # noqa: PLR0911 - one return per JSON kind
-    """The number of keys in `value`, or -1 if anything in it may break envelope_limits' rules (a NUL,
-    an integer beyond 64 bits, a non-finite float, deep nesting). The strict path then decides: this only
-    has to be fast and never miss, where `envelope_problem` also says where."""
-    kind = type(value)
-    if kind is str:
-        return -1 if "\x00" in value else 0
-    if kind is int:
-        return 0 if INT_MIN <= value <= INT_MAX else -1
-    if kind is float:
-        return 0 if _isfinite(value) else -1
-    if kind is dict:
-        if depth >= MAX_DEPTH:
-            return -1
+def _lean(value: dict[str, Any] | list[Any], depth: int) -> int:
+    """The number of keys in the container `value`, or -1 if anything in it may break envelope_limits'
+    rules (an integer beyond 64 bits, a non-finite float, deep nesting). The strict path then decides:
+    this only has to be fast and never miss, where `envelope_problem` also says where. NULs are looked
+    for in the line itself (`_fast_event`). Scalars are checked inline: a call per value cost 3x."""
+    if depth >= MAX_DEPTH:
+        return -1
+    if type(value) is dict:
         n = len(value)
-        for k, v in value.items():
-            if "\x00" in k:
-                return -1
-            c = _lean(v, depth + 1)
-            if c < 0:
-                return -1
-            n += c
-        return n
-    if kind is list:
-        if depth >= MAX_DEPTH:
-            return -1
+        values: Any = value.values()
+    else:
         n = 0
-        for v in value:
+        values = value
+    for v in values:
+        kind = type(v)
+        if kind is str or kind is bool or v is None:
+            continue
+        if kind is int:
+            if INT_MIN <= v <= INT_MAX:
+                continue
+            return -1
+        if kind is float:
+            if _isfinite(v):
+                continue
+            return -1
+        if kind is dict or kind is list:
             c = _lean(v, depth + 1)
             if c < 0:
                 return -1
             n += c
-        return n
-    return 0 if value is None or kind is bool else -1
+            continue
+        return -1
+    return n
 
 
-def _fast_event(part: bytes) -> EventBody | None:
-    """The common line, parsed by pydantic at full speed when it provably means what strict JSON means;
-    None sends the line to the strict path, which decides (pydantic's parser, like Python's default one,
-    takes NaN, 1e400 as inf and duplicate keys)."""
+def _fast_event(part: bytes) -> tuple[EventBody, int] | None:
+    """The common line, parsed by pydantic at full speed, and the number of keys in its data; None sends
+    the line to the strict path, which decides (pydantic's parser, like Python's default one, takes NaN,
+    1e400 as inf and duplicate keys). Whether each key was given once is for the caller to prove."""
+    # A raw control character in a string is invalid JSON (the parser refuses it), so a NUL anywhere in
+    # the event (keys, free text, data) can only be the escape; its one spelling is looked for once here.
+    if b"\\u0000" in part:
+        return None
     try:
         event: EventBody = _validate_json(part, strict=True)
     except ValidationError:
         return None
-    # The patterned fields cannot hold a NUL; the free-text ones and data are looked at.
-    host, user = event["host"], event.get("user") or ""
-    free = host["id"] + host["name"] + event["agent"]["version"] + user
     data_keys = _lean(event["data"], 1)
-    if data_keys < 0 or "\x00" in free or event["seq"] > INT_MAX:
+    if data_keys < 0 or event["seq"] > INT_MAX:
         return None
+    return event, data_keys
+
+
+def _sealed_as_canonical(part: bytes, head: bytes, tail: bytes, event_hash: str) -> bool:
+    """Whether the line is byte for byte the canonical JSON of the event it parsed to, hash included, as
+    the agent seals and sends it. Canonical JSON holds each key once, so then no key was given twice."""
+    n = len(head)
+    return (
+        len(part) == n + 74 + len(tail)  # ,"hash":"<64 hex>"
+        and part.startswith(head)
+        and part.endswith(tail)
+        and part[n : n + 74] == b',"hash":"' + event_hash.encode() + b'"'
+    )
+
+
+def _keys_once(part: bytes, event: EventBody, data_keys: int) -> bool:
+    """For a line not in canonical form: as many key separators as parsed keys proves no key was given
+    twice (text inside strings can only add separators)."""
     keys = len(event) + 3 + data_keys  # host's two keys, agent's one
     # Without a quote followed by whitespace, every key is `"…":`; counting that is 10x a regex.
     spaced = b'" ' in part or b'"\t' in part or b'"\r' in part
     seps = len(_KEY_SEP.findall(part)) if spaced else part.count(b'":')
-    return event if seps == keys else None
+    return seps == keys
 
 
-def _event(part: bytes) -> EventBody | str:
-    """One NDJSON line as a validated event, or why it is refused."""
-    event = _fast_event(part)
-    if event is None:
+def _strict_event(part: bytes) -> EventBody | str:
+    """The line as strict JSON decides it, or why it is refused."""
+    try:
+        # Strict JSON decides what the line means; once it has, pydantic's parser reads the same.
+        strict_json.loads(part, where="event")
+        event: EventBody = _validate_json(part, strict=True)
+    except strict_json.StrictJsonError as exc:
+        return str(exc)[:300]
+    except ValidationError:
+        # The rejection and its text are Event's own (and should they ever differ, Event decides).
         try:
-            # Strict JSON decides what the line means; once it has, pydantic's parser reads the same.
-            strict_json.loads(part, where="event")
-            event = _validate_json(part, strict=True)
-        except strict_json.StrictJsonError as exc:
-            return str(exc)[:300]
-        except ValidationError:
-            # The rejection and its text are Event's own (and should they ever differ, Event decides).
-            try:
-                event = _as_body(Event.model_validate_json(part, strict=True))
-            except ValidationError as exc:
-                return _first_error(exc)
-    return time_problem(event["time"]) or event
+            event = _as_body(Event.model_validate_json(part, strict=True))
+        except ValidationError as exc:
+            return _first_error(exc)
+    return event
+
+
+def _canonical_bytes(event: EventBody) -> tuple[bytes, bytes] | None:
+    """The canonical text's two parts as UTF-8, or None for a lone surrogate escape (no UTF-8 form)."""
+    head, tail = _canonical(event)
+    try:
+        return head.encode(), tail.encode()
+    except UnicodeEncodeError:
+        return None
+
+
+_SURROGATE = "string with a lone surrogate (not valid Unicode)"
+
+
+def _read(part: bytes) -> tuple[EventBody, bytes] | str:
+    """One NDJSON line as a validated event and its canonical bytes (what the chain hashes), or why it is
+    refused."""
+    fast = _fast_event(part)
+    parts = None
+    if fast is not None:
+        event, data_keys = fast
+        parts = _canonical_bytes(event)
+        canonical = parts is not None and _sealed_as_canonical(part, *parts, event["hash"])
+        if not canonical and not _keys_once(part, event, data_keys):
+            fast = parts = None
+    if fast is None:
+        strict = _strict_event(part)
+        if isinstance(strict, str):
+            return strict
+        event = strict
+    if problem := time_problem(event["time"]):
+        return problem
+    if parts is None and (parts := _canonical_bytes(event)) is None:
+        return _SURROGATE
+    return event, parts[0] + parts[1]
 
 
 def parse_lines(body: bytes, *, max_event_bytes: int, max_events: int) -> tuple[list[Line], list[Rejection]]:
@@ -371,20 +347,15 @@ def parse_lines(body: bytes, *, max_event_bytes: int, max_events: int) -> tuple[
         raise BodyError(413, f"more than {max_events} events in one request")
     lines: list[Line] = []
     rejected: list[Rejection] = []
-    canonical = _canonical
     for index, part in enumerate(parts):
         if len(part) > max_event_bytes:
             rejected.append(Rejection(index, f"event larger than {max_event_bytes} bytes"))
             continue
-        event = _event(part)
-        if isinstance(event, str):
-            rejected.append(Rejection(index, event))
+        got = _read(part)
+        if isinstance(got, str):
+            rejected.append(Rejection(index, got))
             continue
-        try:
-            text = canonical(event).encode()
-        except UnicodeEncodeError:  # a lone surrogate escape: no UTF-8 form to hash or store
-            rejected.append(Rejection(index, "string with a lone surrogate (not valid Unicode)"))
-            continue
+        event, text = got
         sealed = _FAST and _sha256(text).hexdigest() == event["hash"]
         if not sealed and not Event.model_validate(event).hash_ok():  # the slow way decides a mismatch
             rejected.append(Rejection(index, "hash does not match the event", bad_hash_seq=event["seq"]))

@@ -149,8 +149,7 @@ def row(host_id: str, line: Line, now: float) -> dict[str, Any]:
         "user": ev.get("user"),
         "prev_hash": ev["prev_hash"],
         "hash": ev["hash"],
-        "data": ev["data"],
-        "raw": line.raw,
+        "raw": line.raw,  # the one copy: `data` is derived from it (schema v5, store once)
         "received": now,
     }
 

@@ -31,3 +31,18 @@ class Metrics:
         self.background_errors = Counter(
             "boothguard_collector_background_errors", "Failed background checks", ["task"], registry=r
         )
+        # Retention (retention.py): events compacted to skeletons, runs by outcome, time per batch.
+        self.retention_compacted = Counter(
+            "boothguard_collector_retention_compacted",
+            "Events compacted to chain skeletons",
+            ["klass"],
+            registry=r,
+        )
+        self.retention_runs = Counter(
+            "boothguard_collector_retention_runs", "Retention runs, by outcome", ["outcome"], registry=r
+        )
+        self.retention_batch_seconds = Histogram(
+            "boothguard_collector_retention_batch_seconds",
+            "Time of one retention batch transaction",
+            registry=r,
+        )

@@ -46,9 +46,43 @@ def _v4(conn: Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE hosts ADD COLUMN labels {sa.JSON().compile(dialect=conn.dialect)}"))
 
 
-def _v5_retention(_conn: Connection) -> None:
-    """Placeholder for the retention branch's v5 (chain-skeleton marker on events); that branch's step
-    replaces this one at merge. v6 copies whatever columns v5 added."""
+def _v5(conn: Connection) -> None:
+    """Store once and retention: `data` and `raw` may be NULL (derived / compacted), `compacted` marks a
+    skeleton; existing rows keep what they hold."""
+    md = tables(5)
+    if conn.dialect.name == "sqlite":
+        _rebuild_sqlite_events(conn, md.tables["events"])
+    else:
+        conn.execute(
+            sa.text(
+                "ALTER TABLE events ALTER COLUMN data DROP NOT NULL, ALTER COLUMN raw DROP NOT NULL,"
+                " ADD COLUMN compacted DOUBLE PRECISION"
+            )
+        )
+    md.tables["retention_cursors"].create(conn)
+
+
+def _rebuild_sqlite_events(conn: Connection, target: sa.Table) -> None:
+    # SQLite cannot drop a NOT NULL: copy into a table of the new shape (same pks), then swap names.
+    columns = [
+        sa.Column(
+            c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, autoincrement=c.autoincrement
+        )
+        for c in target.columns
+    ]
+    fresh = sa.Table(
+        "events_v5", sa.MetaData(), *columns, sa.UniqueConstraint("host_id", "seq", name="uq_events_host_seq")
+    )
+    fresh.create(conn)
+    kept = ", ".join(
+        conn.dialect.identifier_preparer.quote(c.name) for c in target.columns if c.name != "compacted"
+    )
+    # Column names from our own schema, not input.
+    conn.execute(sa.text(f"INSERT INTO events_v5 ({kept}) SELECT {kept} FROM events"))  # noqa: S608
+    conn.execute(sa.text("DROP TABLE events"))
+    conn.execute(sa.text("ALTER TABLE events_v5 RENAME TO events"))
+    for index in target.indexes:
+        index.create(conn)
 
 
 def _v6(conn: Connection) -> None:
@@ -72,7 +106,7 @@ def _v6(conn: Connection) -> None:
     _log.info("hosts_backfilled", hosts=host_backfill.backfill(conn))
 
 
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5_retention, 6: _v6}
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
 assert sorted(STEPS) == list(range(1, LATEST + 1))
 
 

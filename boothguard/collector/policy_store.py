@@ -8,7 +8,8 @@ models accept it, so a published policy is one the agent would load; every chang
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,13 +18,18 @@ from sqlalchemy.engine import Connection, Engine
 from boothguard.collector import db
 from boothguard.collector.audit import audit
 from boothguard.collector.schema import group_members, host_groups, host_policy, hosts, policies
+from boothguard.config_override import OVERRIDE_KEY
 from boothguard.policy import PolicyProblem, policy_hash, problems
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Per dotted key (section.key): [before, after]; None where absent."""
+    """Per dotted key (section.key), and `local_override` whole: [before, after]; None where absent."""
     out: dict[str, Any] = {}
     for section in sorted(set(old) | set(new)):
+        if section == OVERRIDE_KEY:  # a list of keys, not a section: diffed as one value
+            if old.get(section) != new.get(section):
+                out[section] = [old.get(section), new.get(section)]
+            continue
         a, b = old.get(section) or {}, new.get(section) or {}
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
@@ -115,6 +121,34 @@ def _latest(conn: Connection, group: str) -> Any:
     return conn.execute(q).mappings().first()
 
 
+class _Matcher:
+    """Every group's way in (label, name pattern, priority), to find a booth's group without a query each."""
+
+    def __init__(self, rows: Iterable[Any]) -> None:
+        self.groups = [
+            (
+                (-int(g["priority"]), str(g["name"])),
+                g["label"],
+                None if g["name_pattern"] is None else re.compile(fnmatch.translate(str(g["name_pattern"]))),
+            )
+            for g in rows
+        ]
+
+    def group(self, explicit: str | None, name: str, labels: Iterable[str] | None) -> str | None:
+        if explicit is not None:
+            return str(explicit)
+        have = set(labels or [])
+        # Explicit assignment above; then the highest priority; at equal priority a label match (chosen at
+        # enrollment) before a name pattern; then the group's name, so the answer never depends on row order.
+        best: tuple[int, int, str] | None = None
+        for (neg_priority, group), label, pattern in self.groups:
+            by_label = label is not None and label in have
+            if by_label or (pattern is not None and pattern.match(name)):
+                key = (neg_priority, 0 if by_label else 1, group)
+                best = key if best is None or key < best else best
+        return None if best is None else best[2]
+
+
 def group_of(conn: Connection, host_id: str) -> str | None:
     explicit = conn.execute(
         sa.select(group_members.c.group_name).where(group_members.c.host_id == host_id)
@@ -124,19 +158,17 @@ def group_of(conn: Connection, host_id: str) -> str | None:
     host = conn.execute(sa.select(hosts.c.name, hosts.c.labels).where(hosts.c.id == host_id)).first()
     if host is None:
         return None
-    labels = set(host.labels or [])
-    # Explicit assignment above; then the highest priority; at equal priority a label match (chosen at
-    # enrollment) before a name pattern; then the group's name, so the answer never depends on row order.
-    best: tuple[int, int, str] | None = None
-    for g in conn.execute(sa.select(host_groups)).mappings():
-        by_label = g["label"] is not None and g["label"] in labels
-        by_name = g["name_pattern"] is not None and fnmatch.fnmatchcase(
-            str(host.name), str(g["name_pattern"])
-        )
-        if by_label or by_name:
-            key = (-int(g["priority"]), 0 if by_label else 1, str(g["name"]))
-            best = key if best is None or key < best else best
-    return None if best is None else best[2]
+    return _Matcher(conn.execute(sa.select(host_groups)).mappings()).group(None, str(host.name), host.labels)
+
+
+def _latest_versions(conn: Connection) -> dict[str, int]:
+    """Each group's published version, in one query."""
+    q = (
+        sa.select(policies.c.group_name, sa.func.max(policies.c.version))
+        .where(policies.c.published.is_(True))
+        .group_by(policies.c.group_name)
+    )
+    return {str(g): int(v) for g, v in conn.execute(q)}
 
 
 def for_host(engine: Engine, host_id: str) -> dict[str, Any] | None:
@@ -189,35 +221,48 @@ def record_report(engine: Engine, host_id: str, event: dict[str, Any], *, now: f
             conn.execute(sa.insert(host_policy).values(host_id=host_id, **values))
 
 
-def status(engine: Engine, host_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def status(engine: Engine, host_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Per booth (of `host_ids`, or all): its group, the version it should run, the one it reported, and
-    whether it is behind."""
-    out = []
-    which = sa.select(hosts.c.id, hosts.c.name).order_by(hosts.c.name)
-    reported_q = sa.select(host_policy)
-    if host_ids is not None:  # one page of the booths board, not the whole fleet
-        which = which.where(hosts.c.id.in_(host_ids))
-        reported_q = reported_q.where(host_policy.c.host_id.in_(host_ids))
-    with db.read(engine) as conn:
-        reported = {r["host_id"]: r for r in conn.execute(reported_q).mappings()}
-        for host_id, name in conn.execute(which):
-            group = group_of(conn, host_id)
-            latest = None if group is None else _latest(conn, group)
-            want = None if latest is None else int(latest["version"])
-            rep = reported.get(host_id)
-            applied = None if rep is None else rep["applied_version"]
-            out.append(
-                {
-                    "host_id": host_id,
-                    "name": name,
-                    "group": group,
-                    "policy_version": want,
-                    "applied_version": applied,
-                    "rejected_version": None if rep is None else rep["rejected_version"],
-                    "rejected_reason": None if rep is None else rep["rejected_reason"],
-                    "behind": want is not None and applied != want,
-                }
+    whether it is behind.
+
+    Three queries whatever the fleet's size: booths joined with their assignment and report, the groups,
+    and each group's latest version; the groups are matched here (fnmatch is not portable SQL).
+    """
+    columns = (
+        *(hosts.c.id, hosts.c.name, hosts.c.labels, group_members.c.group_name.label("explicit")),
+        *(host_policy.c.applied_version, host_policy.c.rejected_version, host_policy.c.rejected_reason),
+    )
+    q = (
+        sa.select(*columns)
+        .select_from(
+            hosts.outerjoin(group_members, group_members.c.host_id == hosts.c.id).outerjoin(
+                host_policy, host_policy.c.host_id == hosts.c.id
             )
+        )
+        .order_by(hosts.c.name, hosts.c.id)
+    )
+    if host_ids is not None:  # one page of the booths board, not the whole fleet
+        q = q.where(hosts.c.id.in_(list(host_ids)))
+    with db.read(engine) as conn:
+        rows = conn.execute(q).all()
+        matcher = _Matcher(conn.execute(sa.select(host_groups)).mappings())
+        latest = _latest_versions(conn)
+    out = []
+    for row in rows:
+        group = matcher.group(row.explicit, str(row.name), row.labels)
+        want = None if group is None else latest.get(group)
+        out.append(
+            {
+                "host_id": row.id,
+                "name": row.name,
+                "group": group,
+                "policy_version": want,
+                "applied_version": row.applied_version,
+                "rejected_version": row.rejected_version,
+                "rejected_reason": row.rejected_reason,
+                "behind": want is not None and row.applied_version != want,
+            }
+        )
     return out
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 
 from boothguard.collector import db
+from boothguard.collector.retention_skeleton import is_whole
 from boothguard.collector.schema import alerts, events, hosts
 from boothguard.collector.store import silence_reason
 from boothguard.events import SEVERITIES, SEVERITY_RANK, format_time
@@ -57,7 +58,7 @@ def list_events(
     limit: int = 100,
 ) -> dict[str, Any]:
     """Newest first. `type` may end in `.*` (a prefix); `severity` is a minimum."""
-    q = sa.select(events.c.pk, events.c.raw).order_by(events.c.pk.desc()).limit(limit + 1)
+    q = sa.select(events.c.pk, events.c.raw).where(is_whole()).order_by(events.c.pk.desc()).limit(limit + 1)
     if host:
         q = q.where(events.c.host_id == host)
     if type_:

@@ -16,7 +16,8 @@ from boothguard.collector import policy_store
 from boothguard.collector.api_io import inline_defs, json_error, openapi_json_body, small_json
 from boothguard.collector.auth import bearer
 from boothguard.collector.host_ids import HOST_ID_PATTERN, HOST_NAME_MAX, host_name_problem
-from boothguard.collector.ingest import EVENT_BODY, BodyError, parse_lines, read_body
+from boothguard.collector.ingest import EVENT_BODY, parse_lines
+from boothguard.collector.ingest_body import BodyError, read_body
 from boothguard.collector.settings import CollectorSection
 from boothguard.ship.settings import LABEL_PATTERN, MAX_LABELS
 

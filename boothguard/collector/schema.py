@@ -56,9 +56,11 @@ def tables(version: int = LATEST) -> sa.MetaData:
     hosts_t = sa.Table("hosts", md, *host_cols)
     if version >= 6:  # the booths page's order (and keyset)
         sa.Index("ix_hosts_name_id", hosts_t.c.name, hosts_t.c.id)
-    events = sa.Table(
-        "events",
-        md,
+    # v5, store once and retention: `raw` (the line as received, which the hash covers) is the one copy;
+    # `data` is derived from it (older rows keep both until compacted). A skeleton (`compacted` set) keeps
+    # the chain link (seq, id, type, time, prev_hash, hash) and nothing else.
+    store_once = version >= 5
+    event_cols: list[sa.schema.SchemaItem] = [
         sa.Column("pk", BigId, primary_key=True, autoincrement=True),
         sa.Column("host_id", sa.String(128), nullable=False),
         sa.Column("seq", sa.BigInteger, nullable=False),
@@ -69,10 +71,14 @@ def tables(version: int = LATEST) -> sa.MetaData:
         sa.Column("user", sa.String(256), nullable=True),
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
-        sa.Column("data", sa.JSON, nullable=False),
-        sa.Column("raw", sa.Text, nullable=False),
+        sa.Column("data", sa.JSON, nullable=store_once),
+        sa.Column("raw", sa.Text, nullable=store_once),
         sa.Column("received", sa.Float, nullable=False),
-        sa.UniqueConstraint("host_id", "seq", name="uq_events_host_seq"),
+    ]
+    if store_once:
+        event_cols.append(sa.Column("compacted", sa.Float, nullable=True))
+    events = sa.Table(
+        "events", md, *event_cols, sa.UniqueConstraint("host_id", "seq", name="uq_events_host_seq")
     )
     if version < 6:
         sa.Index("ix_events_time", events.c.time)
@@ -163,6 +169,14 @@ def tables(version: int = LATEST) -> sa.MetaData:
         )
     if version >= 3:
         _policy_tables(md)
+    if version >= 5:  # how far each retention class has looked (events.pk), under which class rules
+        sa.Table(
+            "retention_cursors",
+            md,
+            sa.Column("name", sa.String(32), primary_key=True),
+            sa.Column("after_pk", sa.BigInteger, nullable=False),
+            sa.Column("rules", sa.String(64), nullable=False),
+        )
     return md
 
 
@@ -222,3 +236,4 @@ host_groups = T["host_groups"]
 policies = T["policies"]
 group_members = T["group_members"]
 host_policy = T["host_policy"]
+retention_cursors = T["retention_cursors"]

@@ -3,9 +3,10 @@ from pathlib import Path
 from pydantic import Field
 
 from boothguard.collector.alerts.settings import AlertsSection
+from boothguard.collector.retention_settings import RetentionSection
 from boothguard.section import Section
 
-__all__ = ["AlertsSection", "CollectorSection"]
+__all__ = ["AlertsSection", "CollectorSection", "RetentionSection"]
 
 
 class CollectorSection(Section):
@@ -40,3 +41,5 @@ class CollectorSection(Section):
     session_ttl_seconds: int = Field(default=8 * 3600, ge=60)
     # Connection pool per process (PostgreSQL); SQLite uses one writer at a time anyway.
     db_pool_size: int = Field(default=8, ge=1, le=100)
+    # [collector.retention]: how long events are kept whole (retention_settings).
+    retention: RetentionSection = Field(default_factory=RetentionSection)

@@ -20,7 +20,9 @@ from typing import Any
 from boothguard import log
 from boothguard.agent.plugin import EventEmitter, SessionsService
 from boothguard.events import Draft, format_time
-from boothguard.lock.logind import Logind, LogindError, SessionInfo, SessionSignal, with_changes
+from boothguard.lock import reports
+from boothguard.lock.logind import Logind, LogindError, SessionInfo, SessionSignal
+from boothguard.lock.session_cache import CacheListener, SessionCache
 from boothguard.lock.settings import LockSection
 from boothguard.lock.state import AwayRecord, StateStore
 from boothguard.lock.verify import Attempt, LockedHints, Verifier, XProbe
@@ -28,7 +30,6 @@ from boothguard.lock.xcheck import check as x11_check
 
 _log = log.get("lock.away")
 MAX_REASON = 200
-RECONNECT_MIN, RECONNECT_MAX = 1.0, 30.0
 
 
 def clean_reason(value: Any) -> str:
@@ -55,7 +56,17 @@ class AwayController:
         self.store = store
         self.mono = monotonic
         self.wall = wall_clock
-        self.cache: dict[str, SessionInfo] = {}
+        self.known = SessionCache(
+            logind,
+            CacheListener(
+                locked_hint=self._locked_changed,
+                first_seen_locked=lambda sid: self.hints.event(sid).set(),
+                gone=self._session_gone,
+                connected=lambda: self._spawn(self._restore()),
+            ),
+            refresh_seconds=lambda: self.settings.refresh_seconds,
+            monotonic=monotonic,
+        )
         self.records: dict[str, AwayRecord] = {}
         self.hints = LockedHints()
         self.verifier = Verifier(
@@ -87,13 +98,13 @@ class AwayController:
         self.records = self.store.load()
         self.watcher_missing = set(self.store.watcher_missing)
         with contextlib.suppress(LogindError):
-            await self._connect()
+            await self.known.connect()
         if not self.logind.connected:
             _log.warning("logind_unavailable", address=self.logind.address)
-        self._supervisor = asyncio.create_task(self._supervise(), name="lock-supervisor")
+        self._supervisor = asyncio.create_task(self.known.supervise(), name="lock-supervisor")
 
     async def stop(self) -> None:
-        self._stopping = True
+        self._stopping = self.known.stopping = True
         for handle in self._relock.values():
             handle.cancel()
         tasks = [t for t in (self._supervisor, *self._tasks, *self._inflight.values()) if t is not None]
@@ -108,55 +119,17 @@ class AwayController:
     def reconfigure(self, settings: LockSection) -> None:
         self.settings = self.verifier.settings = settings
 
-    async def _connect(self) -> None:
-        await self.logind.connect()
-        await self.refresh()
-        self._spawn(self._restore())
-
-    async def _supervise(self) -> None:
-        """Keep the session cache fresh and the bus connected (logind restarts, bus restarts)."""
-        delay = RECONNECT_MIN
-        while not self._stopping:
-            if self.logind.connected:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.logind.lost.wait(), self.settings.refresh_seconds)
-                if self.logind.connected:
-                    try:
-                        await self.refresh()
-                    except LogindError as exc:
-                        _log.warning("logind_refresh_failed", error=str(exc))
-                        self.logind.lost.set()  # reconnect, which checks that logind is there
-                    continue
-                delay = RECONNECT_MIN
-                await self.logind.close()
-            await asyncio.sleep(delay)
-            try:
-                await self._connect()
-                _log.info("logind_connected", address=self.logind.address)
-            except LogindError as exc:
-                _log.debug("logind_connect_failed", error=str(exc))
-                delay = min(delay * 2, RECONNECT_MAX)
-
-    async def refresh(self) -> None:
-        fresh = {s.id: s for s in await self.logind.list_sessions()}
-        old = self.cache
-        self.cache = fresh
-        for sid, info in fresh.items():
-            before = old.get(sid)
-            if before is not None and before.locked_hint != info.locked_hint:
-                self._locked_changed(sid, info.locked_hint, self.mono())
-            elif before is None and info.locked_hint:
-                self.hints.event(sid).set()
-        for sid in set(old) - set(fresh):
-            self._session_gone(sid)
+    @property
+    def cache(self) -> dict[str, SessionInfo]:
+        return self.known.sessions
 
     # -- sources ---------------------------------------------------------------------------------
 
     def session(self, sid: str) -> SessionInfo | None:
-        return self.cache.get(sid)
+        return self.known.get(sid)
 
     def graphical_sessions(self) -> list[SessionInfo]:
-        return [s for s in self.cache.values() if s.graphical]
+        return self.known.graphical()
 
     async def away(
         self, source: str, reason: str, session_ids: list[str] | None = None, at: float | None = None
@@ -170,10 +143,12 @@ class AwayController:
             if session_ids is None and self.logind.connected:
                 # A session may have started since the last refresh; look once before giving up.
                 with contextlib.suppress(LogindError):
-                    await self.refresh()
+                    await self.known.refresh()
                 targets = [s.id for s in self.graphical_sessions()]
             if not targets:
-                await self._no_target(source, reason, signal_at)
+                self.counters["locks_failed"] += 1
+                connected = self.logind.connected
+                await self.events.emit(reports.no_target(source, reason, logind_connected=connected))
                 return {}
         tasks: dict[str, asyncio.Task[bool]] = {}
         gates: list[asyncio.Event] = []
@@ -335,25 +310,12 @@ class AwayController:
                 return
 
     async def _terminate(self, sid: str, rec: AwayRecord) -> None:
+        error = None
         try:
             await self.logind.terminate_session(sid)
-            result, error = "terminated", None
         except LogindError as exc:
-            result, error = "terminate_failed", str(exc)
-        await self.events.emit(
-            Draft(
-                "screen.lock_failed",
-                "critical" if error else "high",
-                {
-                    "session": sid,
-                    "source": rec.source,
-                    "method": "terminate",
-                    "result": result,
-                    "error": error,
-                },
-                user=rec.user,
-            )
-        )
+            error = str(exc)
+        await self.events.emit(reports.terminated(sid, rec, error))
 
     async def _emit_lock_result(
         self, sid: str, rec: AwayRecord, a: Attempt, *, source: str, reason: str, resumed: bool
@@ -371,38 +333,17 @@ class AwayController:
     last_verified_emit: tuple[float, float] | None = None
     last_attempt_timings: float | None = None
 
-    async def _no_target(self, source: str, reason: str, signal_at: float) -> None:
-        why = "no graphical session" if self.logind.connected else "logind not reachable"
-        self.counters["locks_failed"] += 1
-        await self.events.emit(
-            Draft(
-                "screen.lock_failed",
-                "high",
-                {
-                    "session": None,
-                    "source": source,
-                    "reason": reason,
-                    "method": "logind",
-                    "result": "no_session",
-                    "error": why,
-                    "timings": {"signal_to_request_ms": None, "request_to_verified_ms": None},
-                },
-            )
-        )
-
     # -- what logind tells us ----------------------------------------------------------------------
 
     def _on_logind(self, sig: SessionSignal) -> None:
         if sig.kind == "changed":
-            info = self.cache.get(sig.session_id)
-            if info is not None:
-                self.cache[sig.session_id] = with_changes(info, sig.changed)
+            self.known.apply(sig)
             if "LockedHint" in sig.changed:
                 self._locked_changed(sig.session_id, bool(sig.changed["LockedHint"]), sig.at)
         elif sig.kind == "new":
-            self._spawn(self._add_session(sig.path))
+            self._spawn(self.known.add(sig.path))
         elif sig.kind == "removed":
-            self.cache.pop(sig.session_id, None)
+            self.known.apply(sig)
             self._session_gone(sig.session_id)
         elif sig.kind == "unlock" and sig.session_id in self.watcher_missing:
             # With a watcher the locker answers Unlock and we see LockedHint or the grab go; without one an
@@ -410,11 +351,6 @@ class AwayController:
             self._unlock_seen(sig.session_id, "unlock_signal")
         else:
             _log.debug("logind_session_signal", kind=sig.kind, session=sig.session_id)
-
-    async def _add_session(self, path: str) -> None:
-        with contextlib.suppress(LogindError):
-            info = await self.logind.session_at(path)
-            self.cache[info.id] = info
 
     def _locked_changed(self, sid: str, locked: bool, at: float) -> None:
         rec = self.records.get(sid)
@@ -545,13 +481,7 @@ class AwayController:
     # -- plumbing --------------------------------------------------------------------------------
 
     async def _emit_ended(self, rec: AwayRecord, source: str) -> None:
-        data = {
-            "session": rec.session,
-            "source": source,
-            "away_source": rec.source,
-            "duration_s": round(max(0.0, self.wall() - rec.since), 3),
-        }
-        await self.events.emit(Draft("away.ended", "info", data, user=rec.user))
+        await self.events.emit(reports.away_ended(rec, source, self.wall()))
 
     async def _save(self) -> None:
         # Snapshots are taken in order under the lock, so the file always ends with the latest state.

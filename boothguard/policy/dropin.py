@@ -1,7 +1,8 @@
 """The agent's side of central policy: validate again, then write `agent.d/50-collector.toml` atomically.
 
-Ordering: drop-ins load in lexical order, so files named above 50 (e.g. `90-local.toml`) still override
-the policy; files below 50 are overridden by it. Rejected policies leave the previous drop-in untouched.
+Ordering: drop-ins load in lexical order, so files named below 50 are overridden by the policy; files named
+above it (e.g. `90-local.toml`) override it only for the keys its `local_override` lists, a top-level key
+of the drop-in that `boothguard.config_override` reads. A rejected policy leaves the previous drop-in as is.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from boothguard.config_override import OVERRIDE_KEY, POLICY_DROPIN
 from boothguard.policy import PolicyProblem, policy_hash, problems
 
-DROPIN_NAME = "50-collector.toml"
+DROPIN_NAME = POLICY_DROPIN
 
 
 class PolicyRejected(Exception):
@@ -45,7 +47,11 @@ def _toml_key(key: str) -> str:
 
 def render(body: dict[str, Any], *, version: int, digest: str) -> str:
     lines = [f"# Managed by the boothguard collector: policy v{version} sha256 {digest}. Do not edit.", ""]
+    if OVERRIDE_KEY in body:  # TOML: top-level keys come before the first table
+        lines += [f"{OVERRIDE_KEY} = {_toml_value(body[OVERRIDE_KEY])}", ""]
     for section, values in body.items():
+        if section == OVERRIDE_KEY:
+            continue
         lines.append(f"[{section}]")
         for key, value in values.items():
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")

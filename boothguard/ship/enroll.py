@@ -41,7 +41,7 @@ def read_secret(path: Path) -> str:
 
 
 def write_token(path: Path, token: str) -> None:
-    """Atomically replace `path`; the file is 0600 from its first byte."""
+    """Atomically and durably replace `path`; the file is 0600 from its first byte."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
@@ -52,6 +52,13 @@ def write_token(path: Path, token: str) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    # The rename lives in the directory: without this a power cut soon after enrolling can bring the old
+    # token back (or none), which the collector has already rotated away: the booth would stop shipping.
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def _verify(cfg: AgentConfig, url: str) -> Any:

@@ -32,6 +32,7 @@ def test_defaults_apply_when_no_rules_are_configured() -> None:
     assert ids(r, obs("collector.host.silent", data={"reason": "killed"})) == ["host-silent"]
     assert ids(r, obs("spool.gap")) == ["spool-gap"]
     assert ids(r, obs("agent.config_rejected")) == ["config-rejected"]
+    assert ids(r, obs("agent.config_override_refused", data={"key": "usb.mode"})) == ["override-refused"]
     assert ids(r, obs("agent.plugin_failed", data={"plugin": "sessions"})) == ["plugin-failed"]
     assert ids(r, obs("clipboard.cleared")) == ["clipboard-cleared"]
     # Routine events raise nothing.

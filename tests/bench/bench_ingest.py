@@ -13,6 +13,10 @@ The process is set up as `boothguard collector` runs: once startup is done its h
 (`collector.server.settle_heap`), so garbage collections triggered during the run walk only what the run
 allocates. The raw path's rows are built untimed, batch by batch (holding all of them would only give every
 collection more to walk).
+
+Lines are what the real agent sends: each event's canonical JSON with its hash (the spool stores it so).
+SQLite is measured a second time with json.dumps' spaced lines ("lines": "spaced"), the form a client that
+re-serializes events would send: those cannot be recognised by comparing bytes, so their keys are counted.
 """
 
 from __future__ import annotations
@@ -33,20 +37,26 @@ from boothguard.collector.ingest import parse_lines
 from boothguard.collector.schema import events
 from boothguard.collector.server import settle_heap
 from boothguard.collector.store import Store
+from boothguard.events import canonical_json
 from tests.collector import pg
 from tests.collector.helpers import FakeAgent, make_store, ndjson
 
 BATCH = 500
 
 
-def make_batches(n: int) -> list[bytes]:
+def make_batches(n: int, *, sealed: bool = True) -> list[bytes]:
+    """Lines as the agent sends them (each event's canonical JSON, hash included), or, with
+    `sealed=False`, as a client that re-serializes them would (json.dumps' spaced form, keys unsorted)."""
     agent = FakeAgent("bench-host", "bench")
     kinds = ["usb.device.allowed", "clipboard.copy", "agent.heartbeat", "away.started", "screen.locked"]
     evs = [
         agent.emit(kinds[i % len(kinds)], data={"i": i, "formats": ["text/plain"], "length": 42})
         for i in range(n)
     ]
-    return [ndjson(evs[i : i + BATCH]) for i in range(0, n, BATCH)]
+    if not sealed:
+        return [ndjson(evs[i : i + BATCH]) for i in range(0, n, BATCH)]
+    lines = [canonical_json(ev) + b"\n" for ev in evs]
+    return [b"".join(lines[i : i + BATCH]) for i in range(0, n, BATCH)]
 
 
 def pragmas(engine: Any) -> dict[str, Any]:
@@ -59,7 +69,7 @@ def pragmas(engine: Any) -> dict[str, Any]:
         }
 
 
-def measure(name: str, url_for: Any, batches: list[bytes], n: int) -> dict[str, Any]:
+def measure(name: str, url_for: Any, batches: list[bytes], n: int, wire: str = "sealed") -> dict[str, Any]:
     """Batches alternate between the two paths, so drift on a busy machine hits both alike."""
     raw_engine = db.create(url_for())
     migrations.migrate(raw_engine)
@@ -88,6 +98,7 @@ def measure(name: str, url_for: Any, batches: list[bytes], n: int) -> dict[str, 
     gc.unfreeze()
     return {
         "database": name,
+        "lines": wire,
         "events": n,
         "batch": BATCH,
         "ingest_events_per_s": round(n / t_ingest),
@@ -158,9 +169,13 @@ def main() -> int:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(1000))
-        results.append(
-            measure("sqlite", lambda: f"sqlite:///{tmp}/bench-{next(counter)}.db", batches, args.events)
-        )
+
+        def sqlite_url() -> str:
+            return f"sqlite:///{tmp}/bench-{next(counter)}.db"
+
+        results.append(measure("sqlite", sqlite_url, batches, args.events))
+        spaced = make_batches(args.events, sealed=False)
+        results.append(measure("sqlite", sqlite_url, spaced, args.events, wire="spaced"))
     why = pg.available()
     if why is None:
         cluster = pg.PgCluster().start()

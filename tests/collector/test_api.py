@@ -127,3 +127,20 @@ def test_health_metrics_and_openapi(db_url: str, secret_file: Path) -> None:
         spec = c.get("/openapi.json").json()
         for path in ("/v1/events", "/v1/enroll", "/v1/alerts", "/v1/hosts", "/v1/hosts/{host_id}/commands"):
             assert path in spec["paths"]
+
+
+def test_a_nul_in_the_url_is_a_clear_400_on_every_database(db_url: str, secret_file: Path) -> None:
+    """PostgreSQL cannot compare a string holding NUL: as a filter it used to come back as a 500."""
+    store = make_store(db_url)
+    users.add_user(store.engine, "vic", "viewer", "vic-password", now=time.time())
+    with client(store, secret_file) as c:
+        auth = basic("vic", "vic-password")
+        for url in (
+            "/v1/alerts?host=%00",
+            "/v1/events?type=a%00b",
+            "/v1/hosts/x%00y/chain",
+            "/v1/alerts?st%00=1",
+        ):
+            r = c.get(url, headers=auth)
+            assert (r.status_code, r.json()) == (400, {"error": "NUL character in the URL"}), url
+        assert c.get("/v1/alerts?host=%2500", headers=auth).status_code == 200  # a literal "%00" is text

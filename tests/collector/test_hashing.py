@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -109,11 +110,14 @@ def _mutated() -> st.SearchStrategy[bytes]:
     change = st.dictionaries(keys, _SPECIAL | json_values | nested, min_size=1, max_size=3) | near
     drop = st.sets(st.sampled_from(list(_BASE.keys())), min_size=1, max_size=2)
 
-    def build(changes: dict[str, Any], dropped: set[str], text: bool) -> bytes:
+    def build(changes: dict[str, Any], dropped: set[str], form: str) -> bytes:
         body = {k: v for k, v in {**_BASE, **changes}.items() if k not in dropped}
-        return (json.dumps(body) if text else json.dumps([body]))[: None if text else -1].encode()
+        if form == "canonical":  # as the agent seals and sends it: the byte-compare fast path
+            return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(body).encode() if form == "spaced" else json.dumps([body])[:-1].encode()
 
-    return st.builds(build, change, drop | st.just(set()), st.integers(0, 9).map(bool))
+    forms = st.sampled_from(["spaced"] * 5 + ["canonical"] * 4 + ["cut"])
+    return st.builds(build, change, drop | st.just(set()), forms)
 
 
 @settings(max_examples=600, deadline=None)
@@ -160,3 +164,35 @@ def test_pattern_fields_need_no_escaping() -> None:
     ev = ingest.EVENT_BODY.validate_json(json.dumps(body), strict=True)
     assert ingest._canonical_plain(ev) == ingest._canonical_escaped(ev)
     assert ingest.parse_lines(json.dumps(body).encode(), max_event_bytes=65536, max_events=1)[0]
+
+
+def _sealed_line(data: dict[str, Any]) -> bytes:
+    return canonical_json(FakeAgent("m").emit("clipboard.copy", data=data))
+
+
+def test_a_line_sent_as_the_agent_seals_it_is_read_by_comparing_bytes(monkeypatch: Any) -> None:
+    """The real agent sends canonical JSON: it is recognised without counting keys or the strict parser."""
+    line = _sealed_line({"é": [1, 2.5, None], "k": '\u2028"', "host": 1})
+    checked: list[bytes] = []
+    monkeypatch.setattr(ingest, "_keys_once", lambda part, *a: checked.append(part) or False)
+    monkeypatch.setattr(ingest, "_strict_event", lambda part: checked.append(part) or "strict")
+    lines, rejected = ingest.parse_lines(line, max_event_bytes=65536, max_events=1)
+    assert (len(lines), rejected, checked) == (1, [], [])
+    assert lines[0].raw == line.decode()
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        # A key given twice: not the canonical text of what it parses to, so the keys are counted.
+        (lambda s: s.replace(b'"data":{', b'"data":{"a":2,', 1), "duplicate key"),
+        (lambda s: s.replace(b'"a":1', b'"a":"\\u0000"'), "NUL"),
+        (lambda s: s.replace(b'"a":1', b'"a":NaN'), "NaN"),
+        (lambda s: s.replace(b'"a":1', b'"a":18446744073709551616'), "64-bit"),
+    ],
+)
+def test_a_canonical_looking_line_that_breaks_the_envelopes_rules_is_refused(edit: Any, error: str) -> None:
+    line = edit(_sealed_line({"a": 1}))
+    lines, rejected = ingest.parse_lines(line, max_event_bytes=65536, max_events=1)
+    assert not lines
+    assert error in rejected[0].error, rejected

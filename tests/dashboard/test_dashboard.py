@@ -422,6 +422,10 @@ def test_policy_pages_publish_refuse_in_japanese_and_show_who_is_behind(
     page.fill("textarea[name=body]", "{not json")
     page.click("#publish-policy")
     expect(problems).to_contain_text("JSON として読めません")
+    page.fill("textarea[name=body]", '{"usb": {"mode": "audit"}, "local_override": ["usb.rules", "usb.mod"]}')
+    page.click("#publish-policy")
+    expect(problems).to_contain_text("local_override.1")
+    expect(problems).to_contain_text("ポリシーで指定できるキーではありません: usb.mod")
     assert api.get("/v1/groups/floor9/policy").json()["version"] is None
     shot(page, artifacts, "08-policy-refused-ja")
     # a valid one is published; both booths are behind until one reports it applied

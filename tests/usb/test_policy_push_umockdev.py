@@ -3,9 +3,12 @@ headset that was blocked is then allowed, and a bad policy forced into the DB is
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -92,5 +95,125 @@ def test_pushed_rule_allows_a_blocked_headset_and_a_forced_bad_policy_is_refused
             status = api.get("/v1/policy/status").json()["hosts"]
             assert status[0]["applied_version"] == 1
             assert status[0]["behind"]
+        finally:
+            agent.stop()
+
+
+LOCAL = """\
+[usb]
+mode = "audit"
+
+[[usb.rules]]
+id = "local-stick"
+action = "allow"
+vendor_id = "0781"
+product_id = "5567"
+"""
+
+
+def collector_events(api: httpx.Client, type_: str) -> list[dict[str, Any]]:
+    got = api.get("/v1/events", params={"type": type_, "limit": 500})
+    assert got.status_code == 200, got.text
+    return list(got.json()["events"])
+
+
+def wait_collector(
+    api: httpx.Client, type_: str, pred: Callable[[dict[str, Any]], bool] = lambda e: True
+) -> dict[str, Any]:
+    """Wait for an event at the collector (the agent's spool purges what the collector acknowledged)."""
+    found: list[dict[str, Any]] = []
+
+    def seen() -> bool:
+        found[:] = [e for e in collector_events(api, type_) if pred(e)]
+        return bool(found)
+
+    umock.wait_for(seen, timeout=60, what=f"{type_} at the collector")
+    return found[0]
+
+
+def test_a_local_drop_in_overrides_only_what_the_policy_allows(tmp_path: Path) -> None:
+    """90-local.toml flips usb.mode to audit and brings its own rules; the policy lets only usb.rules be
+    local: the mode is refused (event, `config check`) and enforced, the local rule is honored."""
+    from tests.collector.proc import CollectorProcess
+
+    secret = tmp_path / "enroll.secret"
+    secret.write_text("s3cret-enroll\n")
+    secret.chmod(0o600)
+    bed = umock.Bed()
+    bus = bed.add_bus(1)
+    with CollectorProcess(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", secret) as coll:
+        add = subprocess.run(
+            [*CLI, "collector", "user", "add", "adm", "--role", "admin", "--config", str(coll.config)],
+            check=False,
+            input="adm-password\n",
+            text=True,
+            capture_output=True,
+        )
+        assert add.returncode == 0, add.stderr
+        api = httpx.Client(base_url=coll.url, auth=("adm", "adm-password"), timeout=30)
+        assert api.put("/v1/groups/booths", json={"name_pattern": "booth-*"}).status_code == 200
+        (tmp_path / "agent").mkdir()
+        agent = umock.Agent(bed, tmp_path / "agent")
+        agent.config.write_text(
+            agent.config.read_text().replace('collector_url = ""', f'collector_url = "{coll.url}"')
+        )
+        dropins = agent.config.with_suffix(".d")
+        dropins.mkdir()
+        local = dropins / "90-local.toml"
+        local.write_text(LOCAL)
+        done = agent.cli("enroll", "--collector", coll.url, "--secret-file", str(secret))
+        assert done.returncode == 0, done.stderr
+        agent.start()
+
+        def usb(type_: str, port: str) -> dict[str, Any]:
+            return wait_collector(api, type_, lambda e: e["data"].get("port") == port)["data"]
+
+        try:
+            # No policy yet: the booth runs its local config (audit).
+            bed.plug(bus, "1-1", 0x1234, 0x0001, [d.STORAGE], product=b"Unknown")
+            assert usb("usb.device.blocked", "1-1")["outcome"] == "would_block"
+            body = {"usb": {"mode": "enforce", "rules": [RULE]}, "local_override": ["usb.rules"]}
+            r = api.put("/v1/groups/booths/policy", json=body)
+            assert r.status_code == 201, r.text
+            digest = r.json()["hash"]
+            bed.plug(bus, "1-2", 0x1234, 0x0002, [d.STORAGE], product=b"Unknown")  # makes a shipment
+            applied = wait_collector(api, "agent.policy_applied")
+            assert applied["data"]["hash"] == digest
+            refused = wait_collector(api, "agent.config_override_refused")
+            assert refused["data"] == {
+                "file": str(local),
+                "line": 2,
+                "key": "usb.mode",
+                "policy_version": 1,
+                "policy_hash": digest,
+            }
+            # Still enforced: an unknown stick is blocked; the local rule (an allowed key) lets its stick in.
+            other = bed.plug(bus, "1-3", 0x1234, 0x0003, [d.STORAGE], product=b"Unknown")
+            assert usb("usb.device.blocked", "1-3")["outcome"] == "blocked"
+            assert bed.attr(other, "authorized") == "0"
+            stick = bed.plug(bus, "1-4", 0x0781, 0x5567, [d.STORAGE], product=b"Stick")
+            assert usb("usb.device.allowed", "1-4")["rule"] == "local-stick"
+            umock.wait_for(lambda: bed.attr(stick, "authorized") == "1", timeout=30, what="local rule")
+            check = agent.cli("config", "check")
+            assert check.returncode == 0, check.stdout + check.stderr
+            assert check.stdout.splitlines() == [
+                f"{local}:2: usb.mode: local override refused: the collector's policy v1 sets it"
+                " and does not list it in local_override",
+                "ok (1 local override(s) refused)",
+            ]
+
+            # A SIGHUP with the same files reports nothing new: the refusal was reported once. Events
+            # ship in order, so once a marker emitted after the reload is in, a new refusal would be too.
+            def reloads() -> int:
+                return sum(entry.get("event") == "config_reloaded" for entry in agent.logs())
+
+            before = reloads()
+            assert agent.proc is not None
+            agent.proc.send_signal(signal.SIGHUP)
+            umock.wait_for(lambda: reloads() > before, timeout=30, what="SIGHUP reload")
+            marked = agent.cli("emit", "custom.after_reload")
+            assert marked.returncode == 0, marked.stderr
+            wait_collector(api, "custom.after_reload")
+            assert len(collector_events(api, "agent.config_override_refused")) == 1
         finally:
             agent.stop()

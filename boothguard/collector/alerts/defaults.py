@@ -78,6 +78,14 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
         title="Agent on {host} rejected a new config",
     ),
     RuleSpec(
+        # A booth-local file trying to undo security's policy (the operator or local IT): kept out, and said.
+        id="override-refused",
+        types=["agent.config_override_refused"],
+        severity="medium",
+        title="Local config on {host} tried to override policy key {data.key}",
+        group_by=["host_id", "rule", "data.key"],
+    ),
+    RuleSpec(
         # The agent keeps running without the plugin (isolated failure): what it no longer watches must reach
         # security, not only the booth's journal.
         id="plugin-failed",

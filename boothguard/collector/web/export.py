@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from boothguard.collector.retention_export import skeleton_spans
 from boothguard.collector.web import queries, reports
 from boothguard.collector.web.queries import EventFilter
 from boothguard.collector.web.reports import ChainReport
@@ -90,6 +91,11 @@ def build(engine: Engine, f: EventFilter, *, actor: str, now: float) -> Incident
         hid, seq = e["host"]["id"], int(e["seq"])
         lo, hi = spans.get(hid, (seq, seq))
         spans[hid] = (min(lo, seq), max(hi, seq))
+    for hid, (lo, hi) in skeleton_spans(
+        engine, host=f.host, user=f.user, since=f.since, until=f.until
+    ).items():
+        have = spans.get(hid, (lo, hi))
+        spans[hid] = (min(have[0], lo), max(have[1], hi))
     return Incident(
         filter=f,
         generated_at=format_time(now),
@@ -122,7 +128,7 @@ def to_csv(incident: Incident) -> str:
         problems = ";".join(f"{p.kind}:{p.from_seq}-{p.to_seq}" for p in c.problems) or "none"
         buf.write(
             f"# chain host={hv(c.host_id)} seq={c.seq_from}-{c.seq_to} checked={c.events_checked} "
-            f"ok={str(c.ok).lower()} problems={problems}\n"
+            f"ok={str(c.ok).lower()} problems={problems} skeletons={_runs(c.skeletons)}\n"
         )
     if incident.truncated:
         buf.write(f"# truncated: only the first {len(incident.events)} events\n")
@@ -157,6 +163,11 @@ _PLAIN_VALUE = re.compile(r"[A-Za-z0-9._:@/+-]*")
 def _cell(text: str) -> str:
     """Such text gets a leading quote, so it shows as text."""
     return "'" + text if text.lstrip(" ")[:1] in _FORMULA_START or text[:1] in _FORMULA_START else text
+
+
+def _runs(runs: list[tuple[int, int]]) -> str:
+    """Seq runs retention compacted (link checked, content gone), as `lo-hi;lo-hi`, or `none`."""
+    return ";".join(f"{lo}-{hi}" for lo, hi in runs) or "none"
 
 
 def _header_value(value: str | None) -> str:

@@ -48,7 +48,9 @@ def register(router: APIRouter, d: Dashboard) -> None:
         problems: list[PolicyProblem] | None = None,
     ) -> Response:  # fmt: skip
         t = i18n.Translator(d.lang(request))
-        shown = [(p.key, t(f"policy.err.{p.code}", reason=p.reason)) for p in problems or []]
+        shown = [
+            (p.key, t(f"policy.err.{p.code}", reason=p.reason, subject=p.subject)) for p in problems or []
+        ]
         return d.render(
             request, "policy_edit.html", status, who=who, group=current, text=text, problems=shown
         )

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from boothguard.collector import db
 from boothguard.collector import queries as api_queries
+from boothguard.collector.retention_skeleton import is_whole
 from boothguard.collector.schema import alerts, api_sessions, events, hosts
 from boothguard.collector.store import audit, token_hash
 from boothguard.events import SEVERITIES, SEVERITY_RANK
@@ -145,6 +146,7 @@ class EventFilter:
 
 
 def _event_where(q: sa.Select[Any], f: EventFilter) -> sa.Select[Any]:
+    q = q.where(is_whole())  # skeletons (retention) have nothing to show
     if f.host:
         q = q.where(events.c.host_id == f.host)
     if f.user:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 
 from boothguard.collector import db
+from boothguard.collector.retention_skeleton import (
+    CHAIN_COLUMNS,
+    audited_purges,
+    is_whole,
+    ranges,
+    stored_chain,
+    stored_data,
+)
 from boothguard.collector.schema import alerts, events, hosts
 from boothguard.collector.web.queries import EXPORT_LIMIT
-from boothguard.events import SEVERITIES, ChainProblem, Event, format_time, verify_chain
+from boothguard.events import SEVERITIES, ChainProblem, format_time, verify_chain
 
 CHART_LIMIT = 200_000  # rows a chart query looks at
 
@@ -32,6 +39,7 @@ class ChainReport:
     unparsable: list[int]  # seqs whose stored raw JSON no longer parses as an event
     stored_status: str
     stored_detail: str | None
+    skeletons: list[tuple[int, int]] = field(default_factory=list)  # seq runs retention compacted
 
     @property
     def ok(self) -> bool:
@@ -49,6 +57,8 @@ class ChainReport:
             "unparsable_seqs": self.unparsable,
             "collector_chain_status": self.stored_status,
             "collector_chain_detail": self.stored_detail,
+            # Compacted by retention: the link (prev_hash, hash) was checked, the content is gone.
+            "skeleton_seqs": [list(r) for r in self.skeletons],
         }
 
 
@@ -64,7 +74,7 @@ def verify_hosts(
     for host_id, (lo, hi) in sorted(spans.items()):
         start = 1 if hi <= limit else max(1, lo - 1)
         q = (
-            sa.select(events.c.seq, events.c.raw)
+            sa.select(*CHAIN_COLUMNS)
             .where(events.c.host_id == host_id, events.c.seq >= start, events.c.seq <= hi)
             .order_by(events.c.seq)
             .limit(limit + 1)
@@ -77,13 +87,9 @@ def verify_hosts(
                 )
             ).first()
             tail = _tail_problem(conn, host_id, int(head[2]) if head else 0)
-        parsed: list[Event] = []
-        unparsable: list[int] = []
-        for seq, raw in rows:
-            try:
-                parsed.append(Event.model_validate_json(raw))
-            except ValidationError:
-                unparsable.append(int(seq))
+            purges = audited_purges(conn, host_id)
+        chain = stored_chain(rows, purges)
+        parsed = chain.links
         problems = verify_chain(parsed)
         if tail is not None:
             problems.append(tail)
@@ -96,9 +102,10 @@ def verify_hosts(
                 seq_to=hi,
                 events_checked=len(parsed),
                 problems=problems,
-                unparsable=unparsable,
+                unparsable=chain.unparsable,
                 stored_status=str(head[0]) if head else "unknown",
                 stored_detail=head[1] if head else None,
+                skeletons=ranges(chain.skeletons),
             )
         )
     return reports
@@ -111,12 +118,14 @@ def _tail_problem(conn: Connection, host_id: str, recorded_max: int) -> ChainPro
         sa.select(sa.func.max(events.c.seq)).where(events.c.host_id == host_id)
     ).scalar()
     stored = int(stored_max or 0)
-    beat = conn.execute(
-        sa.select(events.c.data)
-        .where(events.c.host_id == host_id, events.c.type == "agent.heartbeat")
-        .order_by(events.c.seq.desc())
-        .limit(1)
-    ).scalar()
+    beat = stored_data(
+        conn.execute(
+            sa.select(events.c.raw)
+            .where(events.c.host_id == host_id, events.c.type == "agent.heartbeat", is_whole())
+            .order_by(events.c.seq.desc())
+            .limit(1)
+        ).scalar()
+    )
     said = beat.get("last_seq") if isinstance(beat, dict) else None
     expected = max(recorded_max, said if isinstance(said, int) and not isinstance(said, bool) else 0)
     return ChainProblem("gap", stored + 1, expected) if expected > stored else None  # the missing tail

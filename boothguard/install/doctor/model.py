@@ -42,6 +42,7 @@ class Probe:
     env: Mapping[str, str]
     root: Path = Path("/")  # where units and udev rules are looked up
     timeout: float = 3.0
+    config_refused: list[str] = field(default_factory=list)  # local values the collector's policy refused
 
     @classmethod
     def from_system(cls, config_path: Path | None, timeout: float = 3.0, root: Path = Path("/")) -> Probe:
@@ -57,7 +58,8 @@ class Probe:
         except ConfigError as exc:
             problems = [str(p) for p in exc.problems]
             cfg = config.AgentConfig()
-        return cls(cfg, config_path, problems, env, root, timeout)
+        refused = [str(r) for r in cfg.refused_overrides]
+        return cls(cfg, config_path, problems, env, root, timeout, refused)
 
     def path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")

@@ -31,6 +31,15 @@ def config_check(probe: Probe) -> Iterator[Check]:
         status = "warn"
         fix = 'set usb.mode = "enforce" once the audit period is over'
     yield Check("config", status, f"{detail}; usb.mode = {mode}", fix, {"usb_mode": mode})
+    if probe.config_refused:
+        yield Check(
+            "local overrides",
+            "warn",
+            f"{len(probe.config_refused)} local value(s) ignored: " + "; ".join(probe.config_refused[:5]),
+            "the collector's policy sets these keys; ask security to list them in the policy's"
+            " local_override, or remove them from the local drop-in",
+            {"refused": probe.config_refused},
+        )
 
 
 def agent_check(probe: Probe) -> Iterator[Check]:
