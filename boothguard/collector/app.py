@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from boothguard import log
 from boothguard.collector import (
+    partitions,
     queries,
     retention_routes,
     retention_task,
@@ -138,7 +139,16 @@ async def _background(svc: Services) -> None:
     def settle() -> list[Alert]:
         return svc.store.settle_chains(lambda kind: svc.metrics.findings.labels(kind).inc())
 
-    checks = (("silence", svc.store.check_silence), ("chain", settle))
+    ensured = [float("-inf")]
+
+    def months_ahead() -> list[Alert]:
+        # Hourly is plenty: the months exist two ahead; a run when they do is a catalog read.
+        if svc.store.clock() - ensured[0] >= 3600:
+            partitions.ensure(svc.store.engine, svc.store.clock())
+            ensured[0] = svc.store.clock()
+        return []
+
+    checks = (("silence", svc.store.check_silence), ("chain", settle), ("partitions", months_ahead))
     while True:
         await asyncio.sleep(svc.settings.silence_check_seconds)
         for name, check in checks:

@@ -12,8 +12,14 @@ from boothguard.collector.ingest import EventBody, Line
 TAMPER_KINDS = ("gap", "backwards", "broken_link", "bad_hash")
 BACKLOG_KEYS = ("spool_backlog", "spool_depth", "backlog")
 # The event types `apply_state` looks at.
-_STATE_TYPES = frozenset(
-    {"agent.heartbeat", "away.started", "away.ended", "screen.locked", "screen.unlocked"}
+WATCHER_STATES = {
+    "session.watcher_missing": "missing",
+    "session.started": "ok",
+    "session.ended": "no_session",
+}
+STATE_TYPES = frozenset(
+    {"agent.heartbeat", "agent.started", "away.started", "away.ended", "screen.locked", "screen.unlocked"}
+    | WATCHER_STATES.keys()
 )
 
 
@@ -43,21 +49,32 @@ def host_values(
     max_seq = host["max_seq"]
     for line in new:
         ev = line.event
-        if ev["type"] in _STATE_TYPES and ev["seq"] > max_seq:
+        if ev["type"] in STATE_TYPES and ev["seq"] > max_seq:
             apply_state(values, ev)
     latest = new[-1].event if new else None
     if latest is not None and latest["seq"] > max_seq:
         values["max_seq"] = latest["seq"]
         values["name"] = latest["host"]["name"]
         values["last_type"] = latest["type"]
+        values["last_time"] = latest["time"]
         reason = latest["data"].get("reason")
         values["last_reason"] = reason[:255] if isinstance(reason, str) else None
     return values
 
 
-def apply_state(values: dict[str, Any], ev: EventBody) -> None:
+def apply_state(values: dict[str, Any], ev: EventBody | dict[str, Any]) -> None:
     """The host's current state as its latest events describe it."""
     kind = ev["type"]
+    if kind in WATCHER_STATES:  # the booths page reads the watcher's health from the row, not the history
+        reason = ev["data"].get("reason") if kind == "session.watcher_missing" else None
+        values["watcher_state"] = WATCHER_STATES[kind]
+        values["watcher_since"] = ev["time"]
+        values["watcher_reason"] = reason[:255] if isinstance(reason, str) else None
+        return
+    if kind == "agent.started":
+        mode = ev["data"].get("usb_mode")
+        values["usb_mode"] = mode[:32] if isinstance(mode, str) else None
+        return
     if kind == "agent.heartbeat":
         data = ev["data"]
         beat = data.get("interval_seconds")

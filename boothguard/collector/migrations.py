@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from boothguard import log
-from boothguard.collector import db
+from boothguard.collector import db, host_backfill, partitions
 from boothguard.collector.schema import LATEST, tables
 
 _log = log.get("collector.migrations")
@@ -85,7 +85,28 @@ def _rebuild_sqlite_events(conn: Connection, target: sa.Table) -> None:
         index.create(conn)
 
 
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
+def _v6(conn: Connection) -> None:
+    """Scale: host row columns for the booths page, the query indexes, and on PostgreSQL `events` made a
+    monthly partitioned table in place (see partitions.py)."""
+    md = tables(6)
+    for name in ("last_time", "usb_mode", "watcher_state", "watcher_since", "watcher_reason"):
+        column = md.tables["hosts"].c[name]
+        conn.execute(
+            sa.text(f"ALTER TABLE hosts ADD COLUMN {name} {column.type.compile(dialect=conn.dialect)}")
+        )
+    for index in md.tables["hosts"].indexes:
+        index.create(conn)
+    if conn.dialect.name == "postgresql":
+        partitions.convert(conn)
+    else:
+        for old in ("ix_events_type", "ix_events_time"):  # superseded by (type, time), (time, type)
+            conn.execute(sa.text(f"DROP INDEX IF EXISTS {old}"))
+        for index in md.tables["events"].indexes:
+            index.create(conn)
+    _log.info("hosts_backfilled", hosts=host_backfill.backfill(conn))
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
 assert sorted(STEPS) == list(range(1, LATEST + 1))
 
 

@@ -221,8 +221,9 @@ def record_report(engine: Engine, host_id: str, event: dict[str, Any], *, now: f
             conn.execute(sa.insert(host_policy).values(host_id=host_id, **values))
 
 
-def status(engine: Engine) -> list[dict[str, Any]]:
-    """Per booth: its group, the version it should run, the one it reported, and whether it is behind.
+def status(engine: Engine, host_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Per booth (of `host_ids`, or all): its group, the version it should run, the one it reported, and
+    whether it is behind.
 
     Three queries whatever the fleet's size: booths joined with their assignment and report, the groups,
     and each group's latest version; the groups are matched here (fnmatch is not portable SQL).
@@ -240,6 +241,8 @@ def status(engine: Engine) -> list[dict[str, Any]]:
         )
         .order_by(hosts.c.name, hosts.c.id)
     )
+    if host_ids is not None:  # one page of the booths board, not the whole fleet
+        q = q.where(hosts.c.id.in_(list(host_ids)))
     with db.read(engine) as conn:
         rows = conn.execute(q).all()
         matcher = _Matcher(conn.execute(sa.select(host_groups)).mappings())

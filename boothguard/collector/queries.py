@@ -123,34 +123,33 @@ def list_alerts(
 def list_hosts(engine: Engine, now: float, threshold: Callable[[RowMapping], float]) -> dict[str, Any]:
     with db.read(engine) as conn:
         rows = conn.execute(sa.select(hosts).order_by(hosts.c.id)).mappings().all()
-    out = []
-    for r in rows:
-        limit = threshold(r)
-        status, why = r["state"], r["silent_reason"]
-        if r["last_seen"] is None:
-            status = "new"
-        elif status == "online" and now - r["last_seen"] > limit:
-            status, why = "silent", silence_reason(r["last_type"], r["last_reason"])
-        out.append(
-            {
-                "id": r["id"],
-                "name": r["name"],
-                "labels": list(r["labels"] or []),
-                "enrolled_at": format_time(r["enrolled_at"]),
-                "last_seen": format_time(r["last_seen"]) if r["last_seen"] is not None else None,
-                "status": status,
-                "silent_reason": why if status == "silent" else None,
-                "silence_threshold_seconds": limit,
-                "last_event_type": r["last_type"],
-                "away": r["away"],
-                "locked": r["locked"],
-                "spool_backlog": r["spool_backlog"],
-                "chain": {
-                    "status": r["chain_status"],
-                    "detail": r["chain_detail"],
-                    "verified_seq": r["chain_seq"],
-                    "max_seq": r["max_seq"],
-                },
-            }
-        )
-    return {"hosts": out}
+    return {"hosts": [host_json(r, now, threshold(r)) for r in rows]}
+
+
+def host_json(r: RowMapping, now: float, limit: float) -> dict[str, Any]:
+    """One host row as the API shows it; `limit` is its silence threshold in seconds."""
+    status, why = r["state"], r["silent_reason"]
+    if r["last_seen"] is None:
+        status = "new"
+    elif status == "online" and now - r["last_seen"] > limit:
+        status, why = "silent", silence_reason(r["last_type"], r["last_reason"])
+    return {
+        "id": r["id"],
+        "name": r["name"],
+        "labels": list(r["labels"] or []),
+        "enrolled_at": format_time(r["enrolled_at"]),
+        "last_seen": format_time(r["last_seen"]) if r["last_seen"] is not None else None,
+        "status": status,
+        "silent_reason": why if status == "silent" else None,
+        "silence_threshold_seconds": limit,
+        "last_event_type": r["last_type"],
+        "away": r["away"],
+        "locked": r["locked"],
+        "spool_backlog": r["spool_backlog"],
+        "chain": {
+            "status": r["chain_status"],
+            "detail": r["chain_detail"],
+            "verified_seq": r["chain_seq"],
+            "max_seq": r["max_seq"],
+        },
+    }

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from boothguard import log
-from boothguard.collector import queries, usb_allow, users
+from boothguard.collector import booths, queries, usb_allow, users
 from boothguard.collector.api_io import json_error, openapi_json_body, small_json
 from boothguard.collector.auth import Admin, Analyst, User, Viewer
 from boothguard.events import format_time
@@ -97,9 +97,32 @@ def mount(app: FastAPI, svc: Services) -> None:
     async def resolve_alert(alert_id: int, who: Analyst) -> dict[str, Any]:
         return await _alert_state(alert_id, "resolved", who)
 
-    @app.get("/v1/hosts", responses={401: {}, 403: {}})
-    async def get_hosts(_who: Viewer) -> dict[str, Any]:
-        return await run(queries.list_hosts, store.engine, store.clock(), store.threshold)
+    @app.get("/v1/hosts", responses={400: {}, 401: {}, 403: {}})
+    async def get_hosts(
+        _who: Viewer,
+        *,
+        q: Annotated[str | None, Query(max_length=128)] = None,
+        state: Annotated[str | None, Query(max_length=16)] = None,
+        cursor: Annotated[str | None, Query(max_length=booths.MAX_CURSOR)] = None,
+        limit: Annotated[int | None, Query(ge=1, le=booths.MAX_PAGE)] = None,
+    ) -> dict[str, Any]:
+        if q is None and state is None and cursor is None and limit is None:
+            return await run(queries.list_hosts, store.engine, store.clock(), store.threshold)
+        # A fleet of thousands: one page in name order, as the booths page reads it.
+        s = svc.settings
+        silence = booths.Silence(s.silence_heartbeats, s.silence_default_seconds)
+        f = booths.BoothFilter(q=q or None, state=state or None)
+        return await run(
+            lambda: booths.page(
+                store.engine,
+                f,
+                store.clock(),
+                silence,
+                store.threshold,
+                after=cursor,
+                limit=limit or booths.PAGE,
+            )
+        )
 
     @app.post(
         "/v1/hosts/{host_id:path}/commands",

@@ -3,13 +3,16 @@
 Collector-side times (received, last_seen, alert times) are UNIX seconds as floats, which compare the
 same way on SQLite and PostgreSQL; event times stay the agent's RFC 3339 strings (fixed width, so they
 sort as text).
+
+From v6, on PostgreSQL `events` is partitioned by month on `received` (see partitions.py); SQLite keeps a
+plain table. The metadata here is the logical shape both share.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-LATEST = 5
+LATEST = 6
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
@@ -42,7 +45,17 @@ def tables(version: int = LATEST) -> sa.MetaData:
         host_cols.append(sa.Column("spool_backlog", sa.BigInteger, nullable=True))
     if version >= 4:  # the labels it enrolled with (groups match by label)
         host_cols.append(sa.Column("labels", sa.JSON, nullable=True))
-    sa.Table("hosts", md, *host_cols)
+    if version >= 6:  # what the booths page shows, kept on the row by ingest instead of read from events
+        host_cols += [
+            sa.Column("last_time", sa.String(24), nullable=True),  # agent time of the latest event
+            sa.Column("usb_mode", sa.String(32), nullable=True),
+            sa.Column("watcher_state", sa.String(16), nullable=True),
+            sa.Column("watcher_since", sa.String(24), nullable=True),
+            sa.Column("watcher_reason", sa.String(255), nullable=True),
+        ]
+    hosts_t = sa.Table("hosts", md, *host_cols)
+    if version >= 6:  # the booths page's order (and keyset)
+        sa.Index("ix_hosts_name_id", hosts_t.c.name, hosts_t.c.id)
     # v5, store once and retention: `raw` (the line as received, which the hash covers) is the one copy;
     # `data` is derived from it (older rows keep both until compacted). A skeleton (`compacted` set) keeps
     # the chain link (seq, id, type, time, prev_hash, hash) and nothing else.
@@ -67,9 +80,16 @@ def tables(version: int = LATEST) -> sa.MetaData:
     events = sa.Table(
         "events", md, *event_cols, sa.UniqueConstraint("host_id", "seq", name="uq_events_host_seq")
     )
-    sa.Index("ix_events_time", events.c.time)
-    if version >= 2:
+    if version < 6:
+        sa.Index("ix_events_time", events.c.time)
+    if 2 <= version < 6:
         sa.Index("ix_events_type", events.c.type)
+    if version >= 6:  # the events search, the timeline and the API: an equality then event time
+        # (time, type): the newest-first search, and the per-hour chart as an index-only range scan
+        sa.Index("ix_events_time_type", events.c.time, events.c.type)
+        sa.Index("ix_events_host_time", events.c.host_id, events.c.time)
+        sa.Index("ix_events_type_time", events.c.type, events.c.time)
+        sa.Index("ix_events_user_time", events.c.user, events.c.time)
     alert_cols: list[sa.schema.SchemaItem] = [
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("rule", sa.String(128), nullable=False),

@@ -12,7 +12,7 @@ from types import FrameType
 import uvicorn
 
 from boothguard import config, log
-from boothguard.collector import db, migrations
+from boothguard.collector import db, migrations, partitions
 from boothguard.collector.alerting import AlertBook
 from boothguard.collector.alerts.dispatch import Dispatcher
 from boothguard.collector.alerts.rules import AlertRules
@@ -50,6 +50,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
 def build_services(cfg: CollectorConfig) -> Services:
     engine = db.create(cfg.collector.database_url, pool_size=cfg.collector.db_pool_size)
     migrations.migrate(engine)
+    partitions.ensure(engine, time.time())
     book = AlertBook(AlertRules(cfg.alerts), should_notify, cfg.alerts)
     store = Store(engine, cfg.collector, book, clock=time.time)
     return Services(store=store, settings=cfg.collector, dispatcher=Dispatcher(cfg.alerts))

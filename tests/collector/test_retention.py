@@ -15,12 +15,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from boothguard.collector import db, retention, users
+from boothguard.collector import booths, db, retention, users
 from boothguard.collector.retention_settings import DAY, RetentionSection
 from boothguard.collector.schema import audit_log, events, hosts
 from boothguard.collector.store import Store
 from boothguard.collector.web import reports
-from boothguard.collector.web.queries import hosts_board
 from tests.collector.conftest import SECRET
 from tests.collector.helpers import Clock, FakeAgent, client, enroll, make_store, post
 
@@ -332,7 +331,8 @@ def test_store_once_new_rows_keep_raw_only(db_url: str, secret_file: Path) -> No
         assert compacted is None
         assert json.loads(raw)["data"] is not None
     # What used `data` derives it from raw: the board's USB mode, the export's chain.
-    [board] = hosts_board(store.engine, time.time(), store.threshold)
+    board = booths.one(store.engine, agent.host_id, time.time(), store.threshold)  # from the host row now
+    assert board is not None
     assert board["usb_mode"] == "enforce"
     [rep] = reports.verify_hosts(store.engine, {agent.host_id: (1, 4)})
     assert rep.ok

@@ -51,7 +51,8 @@ def _bytes(engine: sa.Engine) -> int:
         if engine.dialect.name == "postgresql":
             raw.driver_connection.autocommit = True  # type: ignore[union-attr]
             cur.execute("VACUUM FULL events")
-            cur.execute("SELECT pg_total_relation_size('events')")
+            # v6 partitions events by month: the parent holds nothing, its partitions hold it all
+            cur.execute("SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('events')")
         else:  # bytes of the rows and index entries: pages hold two heartbeats with room to spare
             cur.execute("VACUUM")
             cur.execute(

@@ -70,7 +70,9 @@ class Collector:
         return (self.dir / "collector.log").read_text(errors="replace")
 
 
-def write_config(d: Path, port: int, *, tls: tuple[Path, Path] | None = None) -> Path:
+def write_config(
+    d: Path, port: int, *, tls: tuple[Path, Path] | None = None, database_url: str | None = None
+) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     secret = d / "enroll.secret"
     secret.write_text(SECRET + "\n")
@@ -78,7 +80,7 @@ def write_config(d: Path, port: int, *, tls: tuple[Path, Path] | None = None) ->
     lines = [
         "[collector]",
         f'listen = "127.0.0.1:{port}"',
-        f'database_url = "sqlite:///{d / "events.db"}"',
+        f'database_url = "{database_url or "sqlite:///" + str(d / "events.db")}"',
         f'enroll_secret_file = "{secret}"',
         "chain_gap_grace_seconds = 0",
         "silence_check_seconds = 3600",
@@ -105,10 +107,14 @@ def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
 
 @contextlib.contextmanager
 def run_collector(
-    d: Path, *, tls: tuple[Path, Path] | None = None, users: tuple[str, ...] = tuple(ROLES)
+    d: Path,
+    *,
+    tls: tuple[Path, Path] | None = None,
+    users: tuple[str, ...] = tuple(ROLES),
+    database_url: str | None = None,
 ) -> Iterator[Collector]:
     port = free_port()
-    cfg = write_config(d, port, tls=tls)
+    cfg = write_config(d, port, tls=tls, database_url=database_url)
     for name in users:
         done = cli(
             "collector",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
@@ -9,6 +10,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from boothguard.collector import booths
 from boothguard.collector.web import charts, export, i18n, queries, reports
 from boothguard.collector.web.dashboard import Dashboard, Refused, _iso, _local_input, _log, _param
 from boothguard.collector.web.queries import EventFilter
@@ -38,10 +40,10 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
     async def events_page(request: Request) -> Response:
         who = await d.require(request)
         f = event_filter(request)
-        before = request.query_params.get("before")
-        ascii_digits = before is not None and before.isascii() and before.isdigit()  # not "¹"
-        cursor = int(before) if before and ascii_digits and len(before) < 19 else None
-        rows, next_cursor = await run(lambda: queries.search_events(d.engine, f, before=cursor))
+        if f.host:  # typed by name or id
+            f = replace(f, host=await run(booths.resolve_host, d.engine, f.host))
+        before = _param(request, "before", 64)
+        rows, next_cursor = await run(lambda: queries.search_events(d.engine, f, before=before))
         t = i18n.Translator(d.lang(request))
         zone = d.zone(request)
         now = d.now()
@@ -62,14 +64,13 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
             series_labels={k: t(f"severity.{k}") for k in per_day},
             empty_text=t("chart.empty"),
         )
-        hosts = await run(queries.host_names, d.engine)
         raw = {
             k: request.query_params.get(k, "")
             for k in ("host", "user", "type", "severity", "since", "until", "q")
         }
         more = raw_query(request, "host", "user", "type", "severity", "since", "until", "q")
         return d.render(
-            request, "events.html", who=who, events=rows, raw=raw, hosts=hosts, hour_chart=hour_chart,
+            request, "events.html", who=who, events=rows, raw=raw, hour_chart=hour_chart,
             day_chart=day_chart, next_cursor=next_cursor, more=more,
         )  # fmt: skip
 

@@ -9,9 +9,9 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from boothguard.collector import policy_store, usb_allow
+from boothguard.collector import booths, policy_store, usb_allow
 from boothguard.collector.web import i18n, queries
-from boothguard.collector.web.dashboard import Dashboard, Principal, Refused, _iso, _log
+from boothguard.collector.web.dashboard import Dashboard, Principal, Refused, _iso, _log, _param
 
 
 def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one route table, read top to bottom
@@ -19,13 +19,23 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
     run = anyio.to_thread.run_sync
     page = d.page
 
+    def silence() -> booths.Silence:
+        s = svc.store.settings
+        return booths.Silence(s.silence_heartbeats, s.silence_default_seconds)
+
     @router.get("/hosts")
     @page
     async def hosts_page(request: Request) -> Response:
         who = await d.require(request)
-        board = await run(queries.hosts_board, d.engine, d.now(), svc.store.threshold)
-        cmds = await run(queries.last_commands, d.engine)
-        policy = {p["host_id"]: p for p in await run(policy_store.status, d.engine)}
+        f = booths.BoothFilter(q=_param(request, "q", 128), state=_param(request, "state", 16))
+        after = _param(request, "after", booths.MAX_CURSOR)
+        found = await run(
+            lambda: booths.page(d.engine, f, d.now(), silence(), svc.store.threshold, after=after)
+        )
+        board = found["hosts"]
+        ids = [h["id"] for h in board]
+        cmds = await run(queries.last_commands, d.engine, ids)
+        policy = {p["host_id"]: p for p in await run(policy_store.status, d.engine, ids)}
         for h in board:
             h["policy"] = policy.get(h["id"])
             c = cmds.get(h["id"])
@@ -40,12 +50,12 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
             )
         return d.render(
             request, "hosts.html", who=who, hosts=board, sent=request.query_params.get("sent"),
-            allowed=request.query_params.get("allowed"),
+            allowed=request.query_params.get("allowed"), f=f, found=found, states=booths.STATES,
+            query=urlencode(f.as_query()), after=after,
         )  # fmt: skip
 
     async def host_or_404(host_id: str) -> dict[str, Any]:
-        board = await run(queries.hosts_board, d.engine, d.now(), svc.store.threshold)
-        host = next((h for h in board if h["id"] == host_id), None)
+        host = await run(booths.one, d.engine, host_id, d.now(), svc.store.threshold)
         if host is None:
             raise Refused(404, "error.not_found")
         return host
@@ -71,7 +81,9 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
         if created is None:
             raise Refused(404, "error.not_found")
         _log.info("dashboard_lock", user=who.name, host=host_id, command=created["id"])
-        return d.secure(RedirectResponse("/hosts?" + urlencode({"sent": host_id}), status_code=303), request)
+        return d.secure(
+            RedirectResponse("/hosts?" + urlencode({"q": host_id, "sent": host_id}), status_code=303), request
+        )
 
     # --- temporary USB exception: form, confirmation, command ----------------------------------------
 
@@ -134,5 +146,6 @@ def register(router: APIRouter, d: Dashboard) -> None:  # noqa: PLR0915 - one ro
             command=created["id"],
             device=checked.device,
         )
-        target = "/hosts?" + urlencode({"allowed": host["id"]})
+        # back to that booth's row, wherever it falls in the fleet's pages
+        target = "/hosts?" + urlencode({"q": host["id"], "allowed": host["id"]})
         return d.secure(RedirectResponse(target, status_code=303), request)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from boothguard.collector import db
 from boothguard.collector import queries as api_queries
-from boothguard.collector.retention_skeleton import is_whole, stored_data
+from boothguard.collector.retention_skeleton import is_whole
 from boothguard.collector.schema import alerts, api_sessions, events, hosts
 from boothguard.collector.store import audit, token_hash
 from boothguard.events import SEVERITIES, SEVERITY_RANK
@@ -21,9 +23,8 @@ from boothguard.events import SEVERITIES, SEVERITY_RANK
 ALERT_STATES = ("open", "acked", "resolved")
 PAGE = 100
 EXPORT_LIMIT = 50_000  # events in one incident export; beyond it the export says it is truncated
-# Event types whose latest occurrence describes a host's current state.
-USB_MODE_TYPES = ("agent.started",)
-WATCHER_TYPES = ("session.watcher_missing", "session.started", "session.ended")
+SEARCH_TIMEOUT_MS = 5000  # a search the indexes cannot serve (a rare word in the raw text) gives up here
+_CURSOR = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)_(\d{1,18})")
 
 
 def severities_from(minimum: str | None) -> Sequence[str] | None:
@@ -103,67 +104,6 @@ def alert_types(engine: Engine) -> list[str]:
 # --- hosts ----------------------------------------------------------------------------------------
 
 
-def _latest_of(engine: Engine, types: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per host, the newest stored event among `types` (type, time, data)."""
-    newest = (
-        sa.select(events.c.host_id, sa.func.max(events.c.seq).label("seq"))
-        .where(events.c.type.in_(types))
-        .group_by(events.c.host_id)
-        .subquery()
-    )
-    q = sa.select(events.c.host_id, events.c.type, events.c.time, events.c.raw).join(
-        newest, sa.and_(events.c.host_id == newest.c.host_id, events.c.seq == newest.c.seq)
-    )
-    with db.read(engine) as conn:
-        return {str(r["host_id"]): {**r, "data": stored_data(r["raw"])} for r in conn.execute(q).mappings()}
-
-
-def hosts_board(engine: Engine, now: float, threshold: Callable[[RowMapping], float]) -> list[dict[str, Any]]:
-    """The API's host view plus what the board shows besides: USB mode, watcher health, last event."""
-    board: list[dict[str, Any]] = api_queries.list_hosts(engine, now, threshold)["hosts"]
-    started = _latest_of(engine, USB_MODE_TYPES)
-    watchers = _latest_of(engine, WATCHER_TYPES)
-    last = _latest_of_any(engine)
-    for h in board:
-        mode = started.get(h["id"])
-        h["usb_mode"] = (mode["data"] or {}).get("usb_mode") if mode else None
-        w = watchers.get(h["id"])
-        if w is None:
-            h["watcher"] = {"state": "unknown", "since": None, "reason": None}
-        elif w["type"] == "session.watcher_missing":
-            reason = (w["data"] or {}).get("reason")
-            h["watcher"] = {"state": "missing", "since": w["time"], "reason": reason}
-        elif w["type"] == "session.started":
-            h["watcher"] = {"state": "ok", "since": w["time"], "reason": None}
-        else:
-            h["watcher"] = {"state": "no_session", "since": w["time"], "reason": None}
-        ev = last.get(h["id"])
-        h["last_event"] = {"type": ev["type"], "time": ev["time"]} if ev else None
-    return board
-
-
-def _latest_of_any(engine: Engine) -> dict[str, RowMapping]:
-    q = sa.select(hosts.c.id.label("host_id"), hosts.c.max_seq)
-    with db.read(engine) as conn:
-        heads = [(str(r.host_id), int(r.max_seq)) for r in conn.execute(q)]
-        out: dict[str, RowMapping] = {}
-        for host_id, seq in heads:
-            if seq <= 0:
-                continue
-            row = (
-                conn.execute(
-                    sa.select(events.c.type, events.c.time).where(
-                        events.c.host_id == host_id, events.c.seq == seq
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is not None:
-                out[host_id] = row
-    return out
-
-
 def host_names(engine: Engine) -> list[tuple[str, str]]:
     with db.read(engine) as conn:
         return [
@@ -172,15 +112,15 @@ def host_names(engine: Engine) -> list[tuple[str, str]]:
         ]
 
 
-def last_commands(engine: Engine) -> dict[str, dict[str, Any]]:
-    """Per host, the newest remote command and how far it got (pending, done, failed, expired)."""
+def last_commands(engine: Engine, host_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per host (of `host_ids`, or all), the newest remote command and how far it got (pending, done,
+    failed, expired)."""
     from boothguard.collector.schema import commands
 
-    newest = (
-        sa.select(commands.c.host_id, sa.func.max(commands.c.created_at).label("at"))
-        .group_by(commands.c.host_id)
-        .subquery()
-    )
+    per_host = sa.select(commands.c.host_id, sa.func.max(commands.c.created_at).label("at"))
+    if host_ids is not None:
+        per_host = per_host.where(commands.c.host_id.in_(host_ids))
+    newest = per_host.group_by(commands.c.host_id).subquery()
     q = sa.select(commands).join(
         newest, sa.and_(commands.c.host_id == newest.c.host_id, commands.c.created_at == newest.c.at)
     )
@@ -236,18 +176,45 @@ def _event_row(raw: str) -> dict[str, Any]:
     return out
 
 
+def search_query(f: EventFilter, *, limit: int = PAGE, before: str | None = None) -> sa.Select[Any]:
+    """Newest first by event time (pk breaks ties), so the (host/type/user, time) indexes give the order
+    and the scan stops after one page; the cursor is the last row's (time, pk)."""
+    q = _event_where(sa.select(events.c.pk, events.c.time, events.c.raw), f)
+    q = q.order_by(events.c.time.desc(), events.c.pk.desc()).limit(limit + 1)
+    if before:
+        time, pk = parse_cursor(before)
+        q = q.where(
+            sa.or_(events.c.time < time, sa.and_(events.c.time == time, events.c.pk < pk)),
+        )
+    return q
+
+
+def parse_cursor(text: str) -> tuple[str, int]:
+    m = _CURSOR.fullmatch(text)
+    if m is None:
+        raise api_queries.BadQuery("bad cursor")
+    return m[1], int(m[2])
+
+
 def search_events(
-    engine: Engine, f: EventFilter, *, limit: int = PAGE, before: int | None = None
-) -> tuple[list[dict[str, Any]], int | None]:
-    """Newest first; returns a page and the cursor (pk) for the next older page."""
-    q = _event_where(sa.select(events.c.pk, events.c.raw), f).order_by(events.c.pk.desc()).limit(limit + 1)
-    if before is not None:
-        q = q.where(events.c.pk < before)
-    with db.read(engine) as conn:
-        rows = conn.execute(q).all()
+    engine: Engine, f: EventFilter, *, limit: int = PAGE, before: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page, newest first, and the cursor for the next older page."""
+    q = search_query(f, limit=limit, before=before)
+    try:
+        with db.read(engine) as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.text(f"SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}"))
+            rows = conn.execute(q).all()
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "57014":  # query_canceled: our timeout
+            raise
+        raise api_queries.BadQuery(
+            "this search is too broad for the text filter; narrow it by booth, user, type or time"
+        ) from None
     page = rows[:limit]
-    cursor = int(page[-1][0]) if len(rows) > limit else None
-    return [_event_row(raw) for _pk, raw in page], cursor
+    cursor = f"{page[-1][1]}_{page[-1][0]}" if len(rows) > limit else None
+    return [_event_row(raw) for _pk, _time, raw in page], cursor
 
 
 def timeline(
