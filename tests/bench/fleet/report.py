@@ -12,6 +12,9 @@ import sqlalchemy as sa
 from boothguard.collector import db
 from tests.bench.fleet.booths import Booth
 
+# Schema v6 partitions `events` by month on PostgreSQL: the parent holds nothing, its partitions hold it all.
+EVENTS_SIZE = "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('events')"
+
 
 def storage_bytes(url: str) -> int:
     """Bytes the events take: the events table with its indexes and TOAST (PostgreSQL), the file (SQLite)."""
@@ -23,7 +26,7 @@ def storage_bytes(url: str) -> int:
             path = Path(str(sa.make_url(db.normalize_url(url)).database))
             return sum(os.path.getsize(p) for p in (path, Path(f"{path}-wal")) if p.exists())
         with engine.connect() as conn:
-            return int(conn.exec_driver_sql("SELECT pg_total_relation_size('events')").scalar_one())
+            return int(conn.exec_driver_sql(EVENTS_SIZE).scalar_one())
     finally:
         engine.dispose()
 
@@ -134,7 +137,7 @@ def by_class(url: str) -> dict[str, Any] | None:
         if db.is_sqlite(engine):
             return None
         with engine.connect() as conn:
-            total = int(conn.exec_driver_sql("SELECT pg_total_relation_size('events')").scalar_one())
+            total = int(conn.exec_driver_sql(EVENTS_SIZE).scalar_one())
             rows = {
                 bool(hb): (int(n), float(size))
                 for hb, n, size in conn.exec_driver_sql(
