@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from boothguard.agent.client import AgentError
 from boothguard.collector import db
+from boothguard.collector.retention_skeleton import stored_data
 from boothguard.collector.schema import alerts, events, hosts
 from boothguard.collector.web import export
 from boothguard.collector.web.queries import EventFilter
@@ -47,7 +48,11 @@ class Booth:
 
     def rows(self, table: sa.Table, *where: Any) -> list[dict[str, Any]]:
         with db.read(self.engine) as conn:
-            return [dict(r) for r in conn.execute(sa.select(table).where(*where)).mappings()]
+            found = [dict(r) for r in conn.execute(sa.select(table).where(*where)).mappings()]
+        if table is events:  # stored once (schema v5): an event's data is read from the line as received
+            for row in found:
+                row["data"] = row["data"] if row["data"] is not None else stored_data(row["raw"])
+        return found
 
     def stored(self) -> list[dict[str, Any]]:
         return sorted(self.rows(events), key=lambda e: int(e["seq"]))
