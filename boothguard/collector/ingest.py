@@ -316,13 +316,13 @@ def _read(part: bytes) -> tuple[EventBody, bytes] | str:
     """One NDJSON line as a validated event and its canonical bytes (what the chain hashes), or why it is
     refused."""
     fast = _fast_event(part)
-    parts = None
+    halves = None
     if fast is not None:
         event, data_keys = fast
-        parts = _canonical_bytes(event)
-        canonical = parts is not None and _sealed_as_canonical(part, *parts, event["hash"])
+        halves = _canonical_bytes(event)
+        canonical = halves is not None and _sealed_as_canonical(part, *halves, event["hash"])
         if not canonical and not _keys_once(part, event, data_keys):
-            fast = parts = None
+            fast = halves = None
     if fast is None:
         strict = _strict_event(part)
         if isinstance(strict, str):
@@ -330,9 +330,9 @@ def _read(part: bytes) -> tuple[EventBody, bytes] | str:
         event = strict
     if problem := time_problem(event["time"]):
         return problem
-    if parts is None and (parts := _canonical_bytes(event)) is None:
+    if halves is None and (halves := _canonical_bytes(event)) is None:
         return _SURROGATE
-    return event, parts[0] + parts[1]
+    return event, halves[0] + halves[1]
 
 
 def parse_lines(body: bytes, *, max_event_bytes: int, max_events: int) -> tuple[list[Line], list[Rejection]]:
