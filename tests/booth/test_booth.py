@@ -9,7 +9,6 @@ records every kernel uevent of the boot.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -22,7 +21,7 @@ import pytest
 
 from boothguard.install import deb
 from tests.booth import image as bimage
-from tests.booth.vm import Booth
+from tests.booth.vm import Booth, ok, sh, wait_active, why_not
 
 pytestmark = [pytest.mark.booth, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
@@ -30,18 +29,9 @@ V1, V2 = "0.1.0~booth1", "0.1.0~booth2"
 FIGURES: dict[str, Any] = {}
 
 
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (debootstrap, chroot, mkfs.ext4 -d of a root-owned tree)"
-    for tool in ("qemu-system-x86_64", "debootstrap", "mkfs.ext4", "busybox", "cpio", "modprobe"):
-        if shutil.which(tool) is None:
-            return f"{tool} not installed (tests/apt-packages.txt)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
-    if why := _why_not():
+    if why := why_not():
         pytest.skip(why)
     t0 = time.monotonic()
     img = bimage.build()
@@ -72,24 +62,8 @@ def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
         print("booth figures:", json.dumps(FIGURES))
 
 
-def sh(vm: Booth, script: str, timeout: float = 300) -> dict[str, Any]:
-    vm.ctl.sendall(b"SH " + json.dumps({"script": script, "timeout": timeout}).encode() + b"\n")
-    result: dict[str, Any] = json.loads(vm.expect("RESULT", timeout + 30))
-    return result
-
-
-def ok(vm: Booth, script: str, timeout: float = 300) -> str:
-    r = sh(vm, script, timeout)
-    assert r["rc"] == 0, f"{script}: {r}"
-    return str(r["out"])
-
-
 def events(vm: Booth) -> list[dict[str, Any]]:
     return list(vm.request("EVENTS")["events"])
-
-
-def wait_active(vm: Booth) -> None:
-    ok(vm, "for i in $(seq 600); do systemctl is-active -q boothguard && exit 0; sleep 0.1; done; exit 1", 90)
 
 
 def until(vm: Booth, condition: str, timeout: float = 90) -> str:

@@ -29,7 +29,7 @@ import pytest
 from boothguard.install import deb
 from tests.booth import image as bimage
 from tests.booth.collector import BoothCollector
-from tests.booth.vm import Booth
+from tests.booth.vm import Booth, ok, sh, wait_active, why_not
 from tests.qemu import image as qimage
 
 pytestmark = [pytest.mark.booth, pytest.mark.powercut, pytest.mark.slow]
@@ -49,35 +49,6 @@ DIAGNOSE = (
     " boothguard status --json; journalctl -b -u boothguard --no-pager | tail -40;"
     " systemd-analyze blame | head"
 )
-
-
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (debootstrap, chroot, mkfs.ext4 -d of a root-owned tree)"
-    for tool in ("qemu-system-x86_64", "debootstrap", "mkfs.ext4", "busybox", "cpio", "modprobe"):
-        if shutil.which(tool) is None:
-            return f"{tool} not installed (tests/apt-packages.txt)"
-    return None
-
-
-def sh(vm: Booth, script: str, timeout: float = 300) -> dict[str, Any]:
-    vm.ctl.sendall(b"SH " + json.dumps({"script": script, "timeout": timeout}).encode() + b"\n")
-    result: dict[str, Any] = json.loads(vm.expect("RESULT", timeout + 30))
-    return result
-
-
-def ok(vm: Booth, script: str, timeout: float = 300) -> str:
-    r = sh(vm, script, timeout)
-    assert r["rc"] == 0, f"{script}: {r}"
-    return str(r["out"])
-
-
-def wait_active(vm: Booth) -> None:
-    ok(
-        vm,
-        "for i in $(seq 1200); do systemctl is-active -q boothguard && exit 0; sleep 0.1; done; exit 1",
-        180,
-    )
 
 
 def wait_for(check: Any, timeout: float, what: str) -> None:
@@ -102,7 +73,7 @@ def read_acks(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 @pytest.fixture(scope="module")
 def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Booth, BoothCollector]]:
-    if why := _why_not():
+    if why := why_not():
         pytest.skip(why)
     img = bimage.build()
     work = tmp_path_factory.mktemp("powercut")
@@ -139,7 +110,7 @@ def _install_and_enroll(vm: Booth, coll: BoothCollector) -> None:
     t0 = time.monotonic()
     ok(vm, f"apt-get install -y -q --no-install-recommends ./{DEB}", 900)
     FIGURES["apt_install_s"] = round(time.monotonic() - t0, 1)
-    wait_active(vm)
+    wait_active(vm, 120)
     port = coll.proc.port
     ok(
         vm,
@@ -163,7 +134,7 @@ def _install_and_enroll(vm: Booth, coll: BoothCollector) -> None:
         " && sync && systemctl restart boothguard",
         120,
     )
-    wait_active(vm)
+    wait_active(vm, 120)
     wait_for(lambda: coll.count("agent.started") >= 1, 180, "the booth's first events at the collector")
 
 
@@ -191,7 +162,7 @@ def test_power_cuts_lose_no_acknowledged_event(booth: tuple[Booth, BoothCollecto
         acked_max = max(a["seq"] for a in acks if "seq" in a)
         vm.expect("READY", 900)
         ready_s = time.monotonic() - t0
-        wait_active(vm)
+        wait_active(vm, 120)
         active_s = time.monotonic() - t0
         after = last_seq(vm)
         rec = {

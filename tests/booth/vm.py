@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.booth.image import BoothImage
 from tests.qemu.qemu import Guest
@@ -37,3 +41,36 @@ class Booth(Guest):
                 self.proc.wait(timeout=10)
         for s in (self.qmp, self.ctl):
             s.close()
+
+
+def why_not() -> str | None:
+    """Why this machine cannot boot a booth, or None."""
+    if os.geteuid() != 0:
+        return "needs root (debootstrap, chroot, mkfs.ext4 -d of a root-owned tree)"
+    for tool in ("qemu-system-x86_64", "debootstrap", "mkfs.ext4", "busybox", "cpio", "modprobe"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (tests/apt-packages.txt)"
+    return None
+
+
+def sh(vm: Booth, script: str, timeout: float = 300) -> dict[str, Any]:
+    """A shell script run as root in the booth by its driver: {"rc", "out"}."""
+    vm.ctl.sendall(b"SH " + json.dumps({"script": script, "timeout": timeout}).encode() + b"\n")
+    result: dict[str, Any] = json.loads(vm.expect("RESULT", timeout + 30))
+    return result
+
+
+def ok(vm: Booth, script: str, timeout: float = 300) -> str:
+    r = sh(vm, script, timeout)
+    assert r["rc"] == 0, f"{script}: {r}"
+    return str(r["out"])
+
+
+def wait_active(vm: Booth, seconds: int = 60) -> None:
+    """Until boothguard.service is active, polled every 0.1 s in the booth."""
+    ok(
+        vm,
+        f"for i in $(seq {seconds * 10}); do systemctl is-active -q boothguard && exit 0; sleep 0.1; done;"
+        " exit 1",
+        seconds * 1.5,
+    )
