@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 _WRITE = "boothguard_write"
 BUSY_SECONDS = 30
+POOL_RECYCLE_SECONDS = 1800
 SYNCHRONOUS = "FULL"
 # One writer at a time per SQLite engine, queued in-process: threads left to SQLite's busy handler poll
 # with sleeps of up to 100 ms, so under a burst of ingests the write lock sat idle while they slept.
@@ -45,7 +46,13 @@ def create(url: str, *, pool_size: int = 8) -> Engine:
         _sqlite_setup(engine)
         _SQLITE_WRITERS[engine] = threading.RLock()
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pool_pre_ping: it was a round trip on every checkout (several per request). A connection that died
+    # (PostgreSQL restarted) fails its statement instead: SQLAlchemy sees the disconnect and drops every
+    # pooled connection made before it, the request is answered 503 with Retry-After and the agent resends.
+    # pool_recycle replaces connections before server or middlebox idle timeouts close them.
+    return sa.create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=POOL_RECYCLE_SECONDS
+    )
 
 
 def _sqlite_setup(engine: Engine) -> None:

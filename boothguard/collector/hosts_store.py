@@ -9,7 +9,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from boothguard import log
-from boothguard.collector import db
+from boothguard.collector import db, policy_directory, token_cache
 from boothguard.collector.alerts.model import Alert, Observation
 from boothguard.collector.audit import audit, token_hash
 from boothguard.collector.schema import hosts
@@ -54,6 +54,10 @@ def enroll(store: StoreParts, host_id: str, name: str, labels: list[str]) -> str
                     {"name": name, "rotated": known, "labels": labels},
                     now=now,
                 )
+            # After the commit: the old token stops working here now, and the booth's new name and labels
+            # choose its policy group from the next ingest on.
+            token_cache.host_enrolled(store.engine, host_id)
+            policy_directory.host_changed(store.engine, host_id)
             _log.info("host_enrolled", host=host_id, rotated=known)
             return token
         except IntegrityError:
@@ -62,10 +66,24 @@ def enroll(store: StoreParts, host_id: str, name: str, labels: list[str]) -> str
     raise AssertionError("unreachable")
 
 
+def cached_host(store: StoreParts, token: str) -> str | None:
+    """The host of a token verified within the cache's ttl, without the database (None: ask it)."""
+    return token_cache.for_engine(store.engine).get(token_hash(token))
+
+
 def authenticate(store: StoreParts, token: str) -> str | None:
+    cache = token_cache.for_engine(store.engine)
+    digest = token_hash(token)
+    found = cache.get(digest)
+    if found is not None:
+        return found
+    epoch = cache.epoch
     with db.read(store.engine) as conn:
-        row = conn.execute(sa.select(hosts.c.id).where(hosts.c.token_hash == token_hash(token))).first()
-    return None if row is None else str(row[0])
+        row = conn.execute(sa.select(hosts.c.id).where(hosts.c.token_hash == digest)).first()
+    if row is None:
+        return None
+    cache.put(digest, str(row[0]), epoch)
+    return str(row[0])
 
 
 def silence_reason(last_type: str | None, last_reason: str | None) -> str:

@@ -7,16 +7,15 @@ models accept it, so a published policy is one the agent would load; every chang
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from boothguard.collector import db
+from boothguard.collector import db, policy_directory
 from boothguard.collector.audit import audit
+from boothguard.collector.policy_directory import Matcher
 from boothguard.collector.schema import group_members, host_groups, host_policy, hosts, policies
 from boothguard.config_override import OVERRIDE_KEY
 from boothguard.policy import PolicyProblem, policy_hash, problems
@@ -50,6 +49,7 @@ def put_group(
             conn.execute(sa.update(host_groups).where(host_groups.c.name == name).values(**row))
         before = {} if old is None else {k: old[k] for k in ("name_pattern", "label", "priority")}
         audit(conn, actor, "group.put", name, {"diff": diff({"group": before}, {"group": row})}, now=now)
+    policy_directory.changed(engine)
     return {"name": name, **row}
 
 
@@ -67,6 +67,7 @@ def assign(engine: Engine, host_id: str, group: str | None, *, actor: str, now: 
         if group is not None:
             conn.execute(sa.insert(group_members).values(host_id=host_id, group_name=group))
         audit(conn, actor, "group.assign", host_id, {"diff": {"group": [old, group]}}, now=now)
+    policy_directory.changed(engine)
     return True
 
 
@@ -104,6 +105,7 @@ def put_policy(
             {"version": version, "hash": digest, "diff": change},
             now=now,
         )
+    policy_directory.changed(engine)
     return {"group": group, "version": version, "hash": digest, "body": body}
 
 
@@ -121,34 +123,6 @@ def _latest(conn: Connection, group: str) -> Any:
     return conn.execute(q).mappings().first()
 
 
-class _Matcher:
-    """Every group's way in (label, name pattern, priority), to find a booth's group without a query each."""
-
-    def __init__(self, rows: Iterable[Any]) -> None:
-        self.groups = [
-            (
-                (-int(g["priority"]), str(g["name"])),
-                g["label"],
-                None if g["name_pattern"] is None else re.compile(fnmatch.translate(str(g["name_pattern"]))),
-            )
-            for g in rows
-        ]
-
-    def group(self, explicit: str | None, name: str, labels: Iterable[str] | None) -> str | None:
-        if explicit is not None:
-            return str(explicit)
-        have = set(labels or [])
-        # Explicit assignment above; then the highest priority; at equal priority a label match (chosen at
-        # enrollment) before a name pattern; then the group's name, so the answer never depends on row order.
-        best: tuple[int, int, str] | None = None
-        for (neg_priority, group), label, pattern in self.groups:
-            by_label = label is not None and label in have
-            if by_label or (pattern is not None and pattern.match(name)):
-                key = (neg_priority, 0 if by_label else 1, group)
-                best = key if best is None or key < best else best
-        return None if best is None else best[2]
-
-
 def group_of(conn: Connection, host_id: str) -> str | None:
     explicit = conn.execute(
         sa.select(group_members.c.group_name).where(group_members.c.host_id == host_id)
@@ -158,7 +132,7 @@ def group_of(conn: Connection, host_id: str) -> str | None:
     host = conn.execute(sa.select(hosts.c.name, hosts.c.labels).where(hosts.c.id == host_id)).first()
     if host is None:
         return None
-    return _Matcher(conn.execute(sa.select(host_groups)).mappings()).group(None, str(host.name), host.labels)
+    return Matcher(conn.execute(sa.select(host_groups)).mappings()).group(None, str(host.name), host.labels)
 
 
 def _latest_versions(conn: Connection) -> dict[str, int]:
@@ -172,7 +146,8 @@ def _latest_versions(conn: Connection) -> dict[str, int]:
 
 
 def for_host(engine: Engine, host_id: str) -> dict[str, Any] | None:
-    """The policy a booth should run (rides the ingest answer), or None when its group has none."""
+    """The policy a booth should run, or None when its group has none: read now, uncached (the ingest
+    answer uses `policy_directory`)."""
     with db.read(engine) as conn:
         group = group_of(conn, host_id)
         row = None if group is None else _latest(conn, group)
@@ -245,7 +220,7 @@ def status(engine: Engine, host_ids: Iterable[str] | None = None) -> list[dict[s
         q = q.where(hosts.c.id.in_(list(host_ids)))
     with db.read(engine) as conn:
         rows = conn.execute(q).all()
-        matcher = _Matcher(conn.execute(sa.select(host_groups)).mappings())
+        matcher = Matcher(conn.execute(sa.select(host_groups)).mappings())
         latest = _latest_versions(conn)
     out = []
     for row in rows:

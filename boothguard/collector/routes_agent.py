@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -12,12 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from boothguard import log
-from boothguard.collector import policy_store
+from boothguard.collector import hosts_store, policy_directory, policy_store
 from boothguard.collector.api_io import inline_defs, json_error, openapi_json_body, small_json
 from boothguard.collector.auth import bearer
 from boothguard.collector.host_ids import HOST_ID_PATTERN, HOST_NAME_MAX, host_name_problem
 from boothguard.collector.ingest import EVENT_BODY, parse_lines
 from boothguard.collector.ingest_body import BodyError, read_body
+from boothguard.collector.ingest_write import IngestResult
 from boothguard.collector.settings import CollectorSection
 from boothguard.ship.settings import LABEL_PATTERN, MAX_LABELS
 
@@ -108,10 +110,12 @@ def mount(app: FastAPI, svc: Services) -> None:
 
 async def _ingest(svc: Services, request: Request, retry: dict[str, str]) -> JSONResponse:
     store = svc.store
-    run = anyio.to_thread.run_sync
     limits = svc.settings
     token = bearer(request)
-    host_id = await run(store.authenticate, token) if token else None
+    # A token verified within the cache's ttl is answered here, without a query or a thread hop.
+    host_id = None if token is None else hosts_store.cached_host(store, token)
+    if host_id is None and token is not None:
+        host_id = await anyio.to_thread.run_sync(store.authenticate, token)
     if host_id is None:
         return json_error(401, "bad or missing host token", {"WWW-Authenticate": "Bearer"})
     if svc.per_host.get(host_id, 0) >= limits.max_ingests_per_host:
@@ -125,16 +129,8 @@ async def _ingest(svc: Services, request: Request, retry: dict[str, str]) -> JSO
             max_body=limits.max_body_bytes,
             max_decompressed=limits.max_decompressed_bytes,
         )
-        lines, rejections = await run(
-            lambda: parse_lines(
-                body, max_event_bytes=limits.max_event_bytes, max_events=limits.max_events_per_request
-            )
-        )
-        foreign = next((line for line in lines if line.event["host"]["id"] != host_id), None)
-        if foreign is not None:
-            return json_error(403, f"event {foreign.index} belongs to another host; nothing stored")
-        with svc.metrics.ingest_seconds.time():
-            result = await run(store.ingest, host_id, lines, rejections)
+        # One thread hop for the whole write: parse, store, policy (each hop is a wake-up of the loop).
+        step = await anyio.to_thread.run_sync(_write, svc, host_id, body)
     except BodyError as exc:
         return json_error(exc.status, exc.reason)
     except (OperationalError, DBAPIError) as exc:
@@ -144,6 +140,9 @@ async def _ingest(svc: Services, request: Request, retry: dict[str, str]) -> JSO
         svc.per_host[host_id] -= 1
         if not svc.per_host[host_id]:
             del svc.per_host[host_id]
+    if isinstance(step, _Foreign):
+        return json_error(403, f"event {step.index} belongs to another host; nothing stored")
+    result, policy = step
     svc.metrics.events.labels("accepted").inc(result.accepted)
     svc.metrics.events.labels("duplicate").inc(result.duplicates)
     svc.metrics.events.labels("rejected").inc(len(result.rejected))
@@ -158,14 +157,30 @@ async def _ingest(svc: Services, request: Request, retry: dict[str, str]) -> JSO
         )
     svc.notify(result.notify)
     answer = result.answer()
-    # Central policy rides the answer, like commands; the booth's reports update its applied version.
-    reports: list[dict[str, Any]] = [
-        dict(ln.event) for ln in lines if ln.event.get("type") in _POLICY_REPORTS
-    ]
-    policy = await run(lambda: _policy_step(store, host_id, reports))
     if policy is not None:  # absent, not null: the answer stays as before for booths without one
         answer["policy"] = policy
     return JSONResponse(answer)
+
+
+@dataclass(frozen=True)
+class _Foreign:
+    index: int
+
+
+def _write(svc: Services, host_id: str, body: bytes) -> _Foreign | tuple[IngestResult, dict[str, Any] | None]:
+    """In a worker thread: parse the batch, store it, and find the policy its answer carries."""
+    limits = svc.settings
+    lines, rejections = parse_lines(
+        body, max_event_bytes=limits.max_event_bytes, max_events=limits.max_events_per_request
+    )
+    foreign = next((line for line in lines if line.event["host"]["id"] != host_id), None)
+    if foreign is not None:
+        return _Foreign(foreign.index)
+    with svc.metrics.ingest_seconds.time():
+        result = svc.store.ingest(host_id, lines, rejections)
+    # Central policy rides the answer, like commands; the booth's reports update its applied version.
+    reports = [dict(ln.event) for ln in lines if ln.event.get("type") in _POLICY_REPORTS]
+    return result, _policy_step(svc.store, host_id, reports)
 
 
 _POLICY_REPORTS = ("agent.policy_applied", "agent.config_rejected")
@@ -174,7 +189,7 @@ _POLICY_REPORTS = ("agent.policy_applied", "agent.config_rejected")
 def _policy_step(store: Store, host_id: str, reports: list[dict[str, Any]]) -> dict[str, Any] | None:
     for event in reports:
         policy_store.record_report(store.engine, host_id, event, now=store.clock())
-    return policy_store.for_host(store.engine, host_id)
+    return policy_directory.for_engine(store.engine).for_host(host_id)
 
 
 def _read_secret(settings: CollectorSection) -> str:

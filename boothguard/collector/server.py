@@ -117,10 +117,16 @@ def run(cfg: CollectorConfig, path: Path | None) -> int:
             task.add_done_callback(pending.discard)
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
-        _log.info("collector_listening", host=host, port=port, tls=tls, database=engine_name(svc))
+        loop_name = type(loop).__module__.split(".")[0]
+        _log.info(
+            "collector_listening", host=host, port=port, tls=tls, database=engine_name(svc), loop=loop_name
+        )
         await server.serve()
 
-    asyncio.run(serve())
+    # uvicorn's "auto": uvloop and httptools when installed (dependencies of the package), asyncio and h11
+    # otherwise. The loop is ours (SIGHUP is handled on it), so its factory is asked for here.
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        runner.run(serve())
     svc.store.engine.dispose()
     return 0
 
