@@ -28,6 +28,7 @@ from boothguard.collector import (
 from boothguard.collector.alerts.model import Alert
 from boothguard.collector.api_io import RefuseNul, json_error
 from boothguard.collector.ingest_body import BodyError
+from boothguard.collector.ingest_gate import IngestGate
 from boothguard.collector.login_guard import LoginGuard
 from boothguard.collector.metrics import Metrics
 from boothguard.collector.settings import CollectorSection
@@ -49,8 +50,9 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     dispatcher: Dispatcher | None = None
     background: bool = True
-    # Ingests in progress in this process, in total and per host (touched only on the event loop).
-    active: int = 0
+    # Ingests in progress in this process, in total (with a short bounded wait for a slot) and per host
+    # (touched only on the event loop).
+    gate: IngestGate = field(default_factory=IngestGate)
     per_host: dict[str, int] = field(default_factory=dict)
     # One failed-login throttle and argon2 bound for the API's Basic auth and the dashboard's /login.
     logins: LoginGuard = field(default_factory=LoginGuard)

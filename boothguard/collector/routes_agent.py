@@ -94,15 +94,14 @@ def mount(app: FastAPI, svc: Services) -> None:
     async def post_events(request: Request) -> JSONResponse:
         limits = svc.settings
         retry = {"Retry-After": str(limits.retry_after_seconds)}
-        if svc.active >= limits.max_concurrent_ingests:
+        if not await svc.gate.enter(limits.max_concurrent_ingests):
             svc.metrics.requests.labels("503").inc()
             return json_error(503, "collector busy", retry)
-        svc.active += 1
         svc.metrics.in_flight.inc()
         try:
             response = await _ingest(svc, request, retry)
         finally:
-            svc.active -= 1
+            svc.gate.leave()
             svc.metrics.in_flight.dec()
         svc.metrics.requests.labels(str(response.status_code)).inc()
         return response

@@ -5,9 +5,10 @@
 Each booth enrolls with its own token through the collector's API, then ships what the agent ships: a
 heartbeat every `--beat` seconds (60: real time) and about one security event per beat, sealed and chained
 by the project's own `seal_many`, one gzipped batch per request on a fresh loopback connection, retried on
-429/503 after Retry-After (with ±50 % jitter; the shipper waits exactly that). 1 % of booths stop for good
-(each must be alerted `collector.host.silent`; no other may be) and 1 % lose the network for 1.5 beats and
-come back with a backlog. The collectors run with silence_heartbeats = 3, so the threshold is 3 beats.
+429/503 as the shipper does (Retry-After spread by up to half again, as a floor under its growing
+backoff). 1 % of booths stop for good (each must be alerted `collector.host.silent`; no other may be) and
+1 % lose the network for 1.5 beats and come back with a backlog. The collectors run with
+silence_heartbeats = 3, so the threshold is 3 beats.
 Afterwards: every acknowledged event must be stored exactly once, by (host, seq) and byte for byte, with no
 chain alert. Then a capacity burst (one-event requests as fast as the collectors answer) and the floor: the
 same client against a trivial endpoint on the same uvicorn, measured in the same run. Prints JSON; exit 1

@@ -128,11 +128,17 @@ async def enroll(fleet: list[Booth], urls: list[str], *, concurrency: int = 16) 
         while not queue.empty():
             b = queue.get_nowait()
             for attempt in range(5):
-                r = await http.post(
-                    urls[b.collector] + "/v1/enroll",
-                    json={"host": {"id": b.host.id, "name": b.host.name}},
-                    headers={"Authorization": f"Bearer {SECRET}"},
-                )
+                try:
+                    r = await http.post(
+                        urls[b.collector] + "/v1/enroll",
+                        json={"host": {"id": b.host.id, "name": b.host.name}},
+                        headers={"Authorization": f"Bearer {SECRET}"},
+                    )
+                except httpx.TransportError:  # a kept-alive connection the server closed: enroll again
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.5)
+                    continue
                 if r.status_code == 200:
                     b.token = r.json()["token"]
                     break

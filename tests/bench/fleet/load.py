@@ -3,7 +3,8 @@
 Each booth is one task: events become due on its plan (the spool), whatever is pending goes in one gzipped
 NDJSON batch of at most `batch_max` events (the shipper waits at most 1 s, so at two events a minute nearly
 every event is its own request), an answer must account for every event sent (`IngestAnswer.miscount`), and
-a refused or failed batch stays pending and is retried after `Retry-After` or a jittered backoff.
+a refused or failed batch stays pending and is retried as the shipper retries it: a full-jitter backoff that
+grows with the failures in a row, with `Retry-After` as its floor.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pydantic import ValidationError
 from boothguard.wire import IngestAnswer
 from tests.bench.fleet.booths import Booth
 from tests.bench.fleet.client import post
+
+BACKOFF_MIN, BACKOFF_MAX = 1.0, 300.0  # ShipSection's defaults
 
 
 @dataclass
@@ -100,8 +103,7 @@ class Load:
         s.latencies.append(self.clock() - start)
         s.statuses[answer.status] += 1
         if answer.status in (429, 503):
-            b.failures += 1
-            return float(answer.headers.get("retry-after", "1")) * (0.5 + self.rng.random())
+            return self._backoff(b, after=float(answer.headers.get("retry-after", "1")))
         if answer.status != 200:
             s.problems[f"http {answer.status}: {answer.body[:120]!r}"] += 1
             return self._backoff(b)
@@ -123,6 +125,12 @@ class Load:
         b.last_ack = self.now()
         return 0.0
 
-    def _backoff(self, b: Booth) -> float:
+    def _backoff(self, b: Booth, after: float | None = None) -> float:
+        """The shipper's delay (`Shipper._failed`, default backoff_min 1 s, backoff_max 300 s): full jitter
+        growing with the failures in a row, and a Retry-After taken as a floor spread by up to half again."""
+        ceiling = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** min(b.failures, 30))
+        delay = BACKOFF_MIN + self.rng.random() * max(0.0, ceiling - BACKOFF_MIN)
+        if after is not None:
+            delay = min(max(after * (1 + self.rng.random() / 2), delay), BACKOFF_MAX)
         b.failures += 1
-        return self.rng.uniform(0, min(30.0, 2.0**b.failures))  # the shipper's full jitter, capped short
+        return delay
