@@ -59,6 +59,9 @@ def main() -> int:
     ap.add_argument("--backlog", type=int, default=200)
     ap.add_argument("--capacity-seconds", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--max-concurrent-ingests", type=int, default=None, help="collector setting (default: its)"
+    )
     args = ap.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # one socket per booth in flight
@@ -71,6 +74,7 @@ def main() -> int:
         backlog=args.backlog,
         capacity_seconds=args.capacity_seconds,
         seed=args.seed,
+        max_concurrent_ingests=args.max_concurrent_ingests,
     )
     try:
         with temp_dir() as tmp:

@@ -50,8 +50,9 @@ def cpu_seconds(procs: list[psutil.Process]) -> float:
 
 
 def start_collectors(
-    tmp: Path, url: str, count: int, *, threshold: float, check: float, grace: float
-) -> list[CollectorProcess]:
+    tmp: Path, url: str, count: int, *, threshold: float, check: float, grace: float,
+    max_concurrent_ingests: int | None = None,
+) -> list[CollectorProcess]:  # fmt: skip
     secret = tmp / "enroll.secret"
     secret.write_text(SECRET)
     secret.chmod(0o600)
@@ -65,6 +66,15 @@ def start_collectors(
             silence_default_seconds=threshold,
             silence_check_seconds=check,
             chain_gap_grace_seconds=grace,
+            # more ingests at once need the connections for them (the pool allows twice its size)
+            **(
+                {}
+                if max_concurrent_ingests is None
+                else {
+                    "max_concurrent_ingests": max_concurrent_ingests,
+                    "db_pool_size": max(8, (max_concurrent_ingests + 1) // 2),
+                }
+            ),
         )
         for _ in range(count)
     ]

@@ -39,6 +39,7 @@ class Options:
     backlog: int = 200  # extra events a reconnecting booth made while its network was out
     capacity_seconds: float = 10.0
     capacity_booths: int = 6  # per collector: under max_concurrent_ingests (8), so capacity is not 503s
+    max_concurrent_ingests: int | None = None  # None: the collector's default
     seed: int = 1
 
     @property
@@ -136,8 +137,9 @@ def run(o: Options, tmp: Path) -> dict[str, Any]:
         url = f"sqlite:///{tmp}/fleet.db"
     try:
         colls = cluster.start_collectors(
-            tmp, url, o.collectors, threshold=o.threshold, check=o.check, grace=min(60.0, o.beat)
-        )
+            tmp, url, o.collectors, threshold=o.threshold, check=o.check, grace=min(60.0, o.beat),
+            max_concurrent_ingests=o.max_concurrent_ingests,
+        )  # fmt: skip
         try:
             return _run(o, url, colls, cluster_pg, rng)
         finally:
@@ -206,6 +208,7 @@ def _run(
         "bench": "fleet",
         "booths": o.booths,
         "collectors": o.collectors,
+        "max_concurrent_ingests": o.max_concurrent_ingests,
         "database": "postgresql" if o.db == "pg" else "sqlite",
         "seconds": o.seconds,
         "beat_seconds": o.beat,
