@@ -8,9 +8,10 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from boothguard import log
+from boothguard.events import format_time
 
 AwayPhase = Literal["locking", "locked", "lock_failed", "unlocked"]
 _log = log.get("lock.state")
@@ -25,6 +26,18 @@ class AwayRecord:
     since: float  # wall clock
     phase: AwayPhase = "locking"
     method: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The record as the agent's status shows it."""
+        return {
+            "session": self.session,
+            "user": self.user,
+            "source": self.source,
+            "reason": self.reason,
+            "since": format_time(self.since),
+            "phase": self.phase,
+            "method": self.method,
+        }
 
 
 class StateStore:

@@ -1,4 +1,6 @@
-"""The agent's half of the session watcher: registrations, liveness, events, pushes, quarantine.
+"""The agent's half of the session watcher: registrations, liveness, events, pushes. Beside it: a watcher's
+record (`watcher_record.py`), what a watcher may report (`watcher_events.py`), the flood budget on its
+connection (`flood.py`) and the quarantine door that follows the policy (`quarantine_switch.py`).
 
 Offered to other plugins as `ctx.services["sessions"]` (the SessionsService protocol).
 """
@@ -7,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from boothguard import log
 from boothguard.agent import access as trust
@@ -20,48 +20,20 @@ from boothguard.agent.control import Connection, Peer
 from boothguard.agent.plugin import AgentContext, Handler, SessionListener
 from boothguard.config import AgentConfig
 from boothguard.errors import EXIT_PERMISSION, EXIT_USAGE
-from boothguard.events import SEVERITY_RANK, Draft
+from boothguard.events import Draft
 from boothguard.session import protocol as p
+from boothguard.session import watcher_events
 from boothguard.session.binding import SessionBinder
 from boothguard.session.fingerprint import load_or_create_key
-from boothguard.session.quarantine_door import QuarantineDoor, door_path
-
-EXIT_RATE = 75  # EX_TEMPFAIL: shed by the connection's budget, try later
+from boothguard.session.flood import FloodGuard
+from boothguard.session.quarantine_switch import QuarantineSwitch
+from boothguard.session.watcher_record import WatcherRecord
 
 _log = log.get("sessions")
-State = Literal["alive", "missing", "ended"]
-
-
-@dataclass
-class WatcherRecord:
-    session_id: str
-    uid: int
-    user: str
-    pid: int
-    display: str
-    capabilities: list[str]
-    missing: dict[str, str]
-    conn: Connection | None
-    last_heartbeat: float
-    registered_at: float
-    state: State = "alive"
-    idle_seconds: float | None = None
-    screensaver_active: bool | None = None
-    dropped: int = 0
-    events: int = 0
-    said_goodbye: bool = False
-    missing_since: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _bad(message: str, code: int = EXIT_USAGE) -> dict[str, Any]:
     return {"ok": False, "error": message, "code": code}
-
-
-def _watched_elsewhere(record: WatcherRecord, conn: Connection) -> bool:
-    """A live watcher on another, still open, connection holds the session (a second one is refused)."""
-    other = record.conn
-    return record.state == "alive" and other is not None and other is not conn and not other.closed.is_set()
 
 
 class SessionsPlugin:
@@ -76,12 +48,16 @@ class SessionsPlugin:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ctx: AgentContext | None = None
         self._key = b""
-        self.quarantined = 0
         self._binder = SessionBinder(lambda: self.config.lock.bus_address, self._now)
-        self._budgets: dict[int, trust.ConnectionBudget] = {}
-        self.shed = 0
-        self._door: QuarantineDoor | None = None
-        self._door_lock = asyncio.Lock()
+        self._flood = FloodGuard(
+            monotonic=self._now,
+            emit=self._emit,
+            spawn=self._spawn,
+            session_of=lambda conn: self._by_conn.get(id(conn)),
+        )
+        self._quarantine = QuarantineSwitch(
+            config=lambda: self.config, bound_watcher=self._bound_watcher, wall_clock=self._wall
+        )
 
     # -- Plugin ---------------------------------------------------------------------------------------
 
@@ -96,9 +72,9 @@ class SessionsPlugin:
             p.OP_GOODBYE: self._op_goodbye,
         }
         for op, handler in handlers.items():  # who may call each, and its budget: boothguard/agent/access.py
-            ctx.control.register(op, self._budgeted(op, handler), trust.WATCHER_OPS[op].access)
+            ctx.control.register(op, self._flood.guard(op, handler), trust.WATCHER_OPS[op].access)
         ctx.services["sessions"] = self
-        await self._sync_door()
+        await self._quarantine.sync()
         self._spawn(self._monitor())
 
     async def stop(self) -> None:
@@ -108,33 +84,14 @@ class SessionsPlugin:
         for fut, _ in self._pending.values():
             fut.cancel()
         await self._binder.close()
-        if self._door is not None:
-            await self._door.stop()
+        await self._quarantine.stop()
 
     def status(self) -> dict[str, Any]:
         now = self._now()
         return {
-            "watchers": [
-                {
-                    "session_id": r.session_id,
-                    "user": r.user,
-                    "display": r.display,
-                    "state": r.state,
-                    "alive": r.state == "alive",
-                    "pid": r.pid,
-                    "idle_seconds": r.idle_seconds,
-                    "screensaver_active": r.screensaver_active,
-                    "last_heartbeat_age_s": round(now - r.last_heartbeat, 1),
-                    "capabilities": r.capabilities,
-                    "missing_capabilities": r.missing,
-                    "events": r.events,
-                    "dropped": r.dropped,
-                    "logind_bound": r.extra.get("bound", False),
-                }
-                for r in self._records.values()
-            ],
-            "quarantined": self.quarantined,
-            "shed": self.shed,
+            "watchers": [r.summary(now) for r in self._records.values()],
+            "quarantined": self._quarantine.quarantined,
+            "shed": self._flood.shed,
         }
 
     async def handle_command(self, command: Mapping[str, Any]) -> bool | None:
@@ -144,7 +101,7 @@ class SessionsPlugin:
         self.config = config
         # Before the pushes: a watcher told "quarantine" must find the door open (tasks start in order, and
         # the door binds before its first await).
-        self._spawn(self._sync_door())
+        self._spawn(self._quarantine.sync())
         for record in self._records.values():
             if record.state == "alive" and record.conn is not None:
                 self._spawn(self._push_config(record.conn))
@@ -190,38 +147,13 @@ class SessionsPlugin:
     def key_file(self) -> Path:
         return self.config.agent.state_dir / "clipboard.key"
 
-    @property
-    def quarantine_dir(self) -> Path:
-        configured = self.config.screenshot.quarantine_dir
-        return Path(configured) if configured else self.config.agent.state_dir / "quarantine"
-
-    async def _sync_door(self) -> None:
-        """The door exists only while the policy is quarantine; a reload opens or closes it (the booth found
-        a reload to quarantine leaving watchers knocking on a door that was never opened)."""
-        assert self._ctx is not None
-        async with self._door_lock:
-            want = self.config.screenshot.policy == "quarantine"
-            if want and self._door is None:
-                door = QuarantineDoor(
-                    door_path(self.config.socket_path),
-                    self._bound_watcher,
-                    qdir=self.quarantine_dir,
-                    max_bytes=self.config.screenshot.quarantine_max_bytes,
-                    wall_clock=self._ctx.wall_clock,
-                    on_done=self._quarantine_done,
-                )
-                await door.start()
-                self._door = door
-            elif not want and self._door is not None:
-                door, self._door = self._door, None
-                await door.stop()
-            elif self._door is not None:
-                self._door.qdir = self.quarantine_dir
-                self._door.max_bytes = self.config.screenshot.quarantine_max_bytes
-
     def _now(self) -> float:
         assert self._ctx is not None
         return self._ctx.monotonic()
+
+    def _wall(self) -> float:
+        assert self._ctx is not None
+        return self._ctx.wall_clock()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -266,7 +198,7 @@ class SessionsPlugin:
         old = self._records.get(sid)
         if old is not None and old.uid != peer.uid and not peer.is_root and old.state != "ended":
             return await self._deny(peer, sid, "session belongs to another user")
-        if old is not None and _watched_elsewhere(old, conn):
+        if old is not None and old.watched_elsewhere(conn):
             return await self._deny(peer, sid, "the session already has a watcher")
         bound = False
         if not peer.is_root:
@@ -334,51 +266,6 @@ class SessionsPlugin:
             )
         return _bad(f"registration refused: {reason}", EXIT_PERMISSION)
 
-    def _budgeted(self, op: str, handler: Handler) -> Handler:
-        async def guarded(peer: Peer, req: Mapping[str, Any], conn: Connection) -> dict[str, Any]:
-            if peer.is_root:
-                return await handler(peer, req, conn)
-            budget = self._budgets.get(id(conn))
-            if budget is None:
-                budget = self._budgets[id(conn)] = trust.ConnectionBudget(self._now)
-                self._spawn(self._forget_budget(peer, conn, budget))
-            if not budget.admit(op):
-                self.shed += 1
-                await self._report_flood(peer, conn, budget, force=False)
-                return _bad(f"{op}: rate limit exceeded for this connection", EXIT_RATE)
-            return await handler(peer, req, conn)
-
-        return guarded
-
-    async def _forget_budget(self, peer: Peer, conn: Connection, budget: trust.ConnectionBudget) -> None:
-        await conn.closed.wait()
-        self._budgets.pop(id(conn), None)
-        await self._report_flood(peer, conn, budget, force=True)
-
-    async def _report_flood(
-        self, peer: Peer, conn: Connection, budget: trust.ConnectionBudget, *, force: bool
-    ) -> None:
-        counts = budget.due_report(force)
-        if counts is None:
-            return
-        record = self._record_of(conn)
-        sid = record.session_id if record is not None else self._by_conn.get(id(conn))
-        _log.warning("watcher_flood", session=sid, uid=peer.uid, pid=peer.pid, shed=counts)
-        await self._emit(
-            Draft(
-                "watcher.flood",
-                "medium",
-                {
-                    "session_id": sid,
-                    "uid": peer.uid,
-                    "pid": peer.pid,
-                    "shed": counts,
-                    "shed_total": budget.shed_total,
-                },
-                peer.user,
-            )
-        )
-
     async def _watch_connection(self, record: WatcherRecord, conn: Connection) -> None:
         await conn.closed.wait()
         self._by_conn.pop(id(conn), None)
@@ -426,27 +313,9 @@ class SessionsPlugin:
         record = self._record_of(conn)
         if record is None:
             return _bad("not registered")
-        etype, severity, data = req.get("type"), req.get("severity", "info"), req.get("data", {})
-        if not isinstance(etype, str) or not isinstance(data, dict) or severity not in SEVERITY_RANK:
-            return _bad("event needs type, severity and a data object")
-        if not peer.is_root and etype not in trust.WATCHER_EVENTS:
-            owner = "agent-owned" if etype in trust.AGENT_EVENTS else "not a watcher event type"
-            _log.warning("watcher_event_refused", session=record.session_id, type=etype, uid=peer.uid)
-            return _bad(
-                f"{etype} is {owner}; a watcher may send {', '.join(trust.WATCHER_EVENTS)}", EXIT_PERMISSION
-            )
-        if len(json.dumps(data)) > p.MAX_EVENT_DATA_BYTES:
-            return _bad("event data too large")
-        data = {k: v for k, v in data.items() if k not in ("session_id", "watcher_severity")}
-        if etype in trust.WATCHER_EVENTS:
-            stored = trust.capped_severity(etype, severity)
-            if stored != severity:  # the agent decides severity; the watcher's claim stays on record
-                data["watcher_severity"] = severity
-                severity = stored
-        try:
-            draft = Draft(etype, severity, {**data, "session_id": record.session_id}, user=peer.user)
-        except ValueError as exc:
-            return _bad(str(exc))
+        draft = watcher_events.event_draft(peer, record.session_id, req)
+        if isinstance(draft, watcher_events.Refusal):
+            return _bad(draft.error, draft.code)
         await self._emit(draft)
         record.events += 1
         return {}
@@ -516,7 +385,3 @@ class SessionsPlugin:
         if record is None or record.state != "alive" or record.conn is None:
             return None
         return record.uid, record.pid
-
-    def _quarantine_done(self, session_id: str, ok: bool, info: dict[str, Any]) -> None:
-        if ok:
-            self.quarantined += 1

@@ -15,14 +15,14 @@ def probe(opts: WatcherOptions) -> tuple[list[str], dict[str, str]]:  # noqa: PL
     x_ok = False
     if opts.display:
         try:
-            from Xlib import display as xdisplay
+            from boothguard.session.xconnect import open_display
 
-            d = xdisplay.Display(opts.display)
+            d = open_display(opts.display)
             exts = {e for e in ("XFIXES", "X-Resource", "RECORD", "MIT-SCREEN-SAVER") if d.has_extension(e)}
             d.close()
             x_ok = True
         except Exception as exc:
-            missing["x11"] = f"cannot open display {opts.display}: {type(exc).__name__}"
+            missing["x11"] = f"cannot open display {opts.display}: {type(exc).__name__}: {exc}"[:300]
             exts = set()
         if x_ok:
             if opts.wayland_display:

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from Xlib import display as xdisplay
+from boothguard.session.xconnect import open_display
 
 SCREENSAVER_ON = 1
 SCREENSAVER_CYCLE = 2
@@ -20,7 +20,7 @@ class IdleState:
 
 class IdleProbe:
     def __init__(self, display_name: str) -> None:
-        self._d: Any = xdisplay.Display(display_name)
+        self._d: Any = open_display(display_name)
         if not self._d.has_extension("MIT-SCREEN-SAVER"):
             self._d.close()
             raise RuntimeError("MIT-SCREEN-SAVER extension missing")

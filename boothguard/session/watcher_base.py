@@ -51,9 +51,9 @@ class WatcherBase:
             except (OSError, ValueError):
                 return False
         try:
-            from Xlib import display as xdisplay
+            from boothguard.session.xconnect import open_display
 
-            d = xdisplay.Display(self.opts.display)
+            d = open_display(self.opts.display)
             d.close()
             return True
         except Exception:

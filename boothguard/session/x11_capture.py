@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from Xlib import display as xdisplay
 from Xlib.ext import record
 
 from boothguard import log
 from boothguard.session import owner as owner_mod
 from boothguard.session.capture_tally import CaptureTally
+from boothguard.session.xconnect import open_display
 
 _log = log.get("capture")
 GET_IMAGE = 73
@@ -103,11 +103,11 @@ class RecordCapture:
         self._serial = 0
 
     def start(self) -> None:
-        self._ctl = xdisplay.Display(self.display_name)
+        self._ctl = open_display(self.display_name)
         if not self._ctl.has_extension("RECORD"):
             self._ctl.close()
             raise RuntimeError('RECORD extension missing (Xorg: Load "record")')
-        self._data = xdisplay.Display(self.display_name)
+        self._data = open_display(self.display_name)
         self.root_id = self._ctl.screen().root.id
         shm = self._ctl.query_extension("MIT-SHM")
         self.shm_major = shm.major_opcode if shm is not None and shm.present else None

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from Xlib import X, Xatom
-from Xlib import display as xdisplay
 from Xlib.ext import xfixes
 
 from boothguard import log
 from boothguard.session import owner as owner_mod
 from boothguard.session import pii
 from boothguard.session.fingerprint import fingerprint, fingerprint_bytes
+from boothguard.session.xconnect import open_display
 
 _log = log.get("clipboard")
 TEXT_TARGETS = ("UTF8_STRING", "text/plain;charset=utf-8", "STRING", "TEXT")
@@ -108,7 +108,7 @@ class ClipboardWatcher:
 
     def _run(self) -> None:
         try:
-            self.d = xdisplay.Display(self.display_name)
+            self.d = open_display(self.display_name)
             self.d.xfixes_query_version()
             root = self.d.screen().root
             self.win = root.create_window(0, 0, 1, 1, 0, X.CopyFromParent, event_mask=X.PropertyChangeMask)

@@ -2,14 +2,14 @@
 
 Sealing (seq, prev_hash, hash) happens inside the insert transaction, so an event exists — and its seq is
 spent — only once committed. seq never repeats: a sidecar file reserves seq blocks ahead of use, so even a
-spool file lost to corruption cannot make seq go back.
+spool file lost to corruption cannot make seq go back. Opening, and recovering from such a loss:
+`recovery.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -31,21 +31,13 @@ from boothguard.events import (
     Unsealable,
     seal_many,
 )
-from boothguard.spool import outbox, room
-from boothguard.spool.files import Ballast, Reservation, SeqSidecar, move_aside
+from boothguard.spool import outbox, recovery, room
+from boothguard.spool.files import Ballast, Reservation, SeqSidecar
 from boothguard.spool.outbox import Chunk
 from boothguard.spool.refusal import refused_draft
 
 _log = log.get("spool")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY, rank INTEGER NOT NULL, body BLOB NOT NULL, created REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS events_rank ON events (rank, seq);
-CREATE TABLE IF NOT EXISTS dead_letter (
-    seq INTEGER PRIMARY KEY, body BLOB NOT NULL, error TEXT NOT NULL, time REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 RESERVE_STEP = 10_000
 SQLITE_FULL = 13
 # Loss reports are never dropped themselves: that would make the loss silent.
@@ -114,85 +106,20 @@ class Spool:
         self.disk_full = False
         self._pending_notes: list[Draft] = []
 
-    # -- opening and recovery -------------------------------------------------------------------------
+    # -- opening --------------------------------------------------------------------------------------
 
     def open(self) -> list[dict[str, Any]]:
-        """Open (recovering from corruption); returns recovery events already committed."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        sidecar = self._sidecar.read()
-        existed = self.path.exists() and self.path.stat().st_size > 0
-        problem = self._try_open() if existed else None
-        if problem is not None:
-            moved = move_aside(self.path, time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.clock())))
-            _log.error("spool_corrupt", path=str(self.path), moved_to=str(moved), error=problem)
-            self._try_open_or_raise()
-            self._restart_chain(sidecar, "corrupt", {"moved_to": str(moved), "error": problem})
-        else:
-            if not existed:
-                self._try_open_or_raise()
-            if self.head_seq == 0 and sidecar.reserved > 0:
-                # The file vanished, was emptied or replaced while seqs had been handed out.
-                self._restart_chain(sidecar, "corrupt", {"error": "spool file missing or empty"})
+        """Open (recovering from corruption: `recovery.py`); returns recovery events already committed."""
+        opened = recovery.open_spool(self.path, self._sidecar, self.clock)
+        self._db = opened.db
+        self.head_seq, self.head_hash = opened.head_seq, opened.head_hash
+        self._committed = (opened.head_seq, opened.head_hash)
+        self.dropped_full, self._acked = opened.dropped_full, opened.acked
+        self._bytes, self._largest = opened.bytes, opened.largest
+        self._reserved = opened.reserved
+        self._pending_notes.extend(opened.notes)
         self._ballast.ensure()
         return self._flush_notes()
-
-    def _try_open(self) -> str | None:
-        try:
-            self._connect()
-            assert self._db is not None
-            row = self._db.execute("PRAGMA quick_check").fetchone()
-            if row is None or row[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
-            self._load_state()
-        except sqlite3.DatabaseError as exc:
-            self._close_quietly()
-            return str(exc)
-        return None
-
-    def _try_open_or_raise(self) -> None:
-        try:
-            self._connect()
-            self._load_state()
-        except sqlite3.Error as exc:
-            raise PersistenceError(f"cannot open spool {self.path}: {exc}") from exc
-
-    def _connect(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            # FAST: zero deleted content only where that costs no extra I/O; ON (Debian's default)
-            # rewrites every freed page, which made purging acknowledged events cost as much as writing.
-            db.execute("PRAGMA secure_delete=FAST")
-            db.executescript(SCHEMA)
-        except sqlite3.Error:
-            db.close()
-            raise
-        os.chmod(self.path, 0o600)
-        self._db = db
-
-    def _load_state(self) -> None:
-        db = self._conn
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        self.head_seq = int(meta.get("head_seq", 0))
-        self.head_hash = str(meta.get("head_hash", ZERO_HASH))
-        self._committed = (self.head_seq, self.head_hash)
-        self.dropped_full = int(meta.get("dropped_full", 0))
-        self._acked = int(meta.get("acked", 0))
-        size, largest = db.execute(
-            "SELECT coalesce(sum(length(body)), 0), coalesce(max(length(body)), 0) FROM events"
-        ).fetchone()
-        self._bytes, self._largest = int(size), int(largest)
-        # A sidecar behind the file (lost, or restored from a backup) is rewritten on the next append.
-        self._reserved = max(self._sidecar.read().reserved, self.head_seq)
-
-    def _restart_chain(self, sidecar: Reservation, reason: str, extra: dict[str, Any]) -> None:
-        lo, hi = sidecar.acked + 1, sidecar.reserved
-        self.head_seq, self.head_hash = hi, ZERO_HASH
-        self._committed = (hi, ZERO_HASH)
-        self._reserved = hi
-        data = {"reason": reason, "from_seq": lo, "to_seq": hi, "count": hi - lo + 1, "exact": False}
-        self._pending_notes.append(Draft("spool.gap", "high", {**data, **extra, "chain_restart": True}))
 
     def _acked_watermark(self, committed_head: int) -> int:
         # Every seq below the oldest one still spooled has been acknowledged (or dropped and declared).

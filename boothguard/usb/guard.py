@@ -1,4 +1,5 @@
-"""The USB guard: locks the buses, decides each device and writes `authorized` — allowed devices only.
+"""The USB guard: locks the buses, decides each device and writes `authorized` — allowed devices only (their
+interfaces: `settle.py`).
 
 Synchronous and fast on purpose: it runs inside the uevent callback, so a decision is written before the
 next event is read. Events go to `emit` (a non-blocking sink; the plugin counts what it cannot queue).
@@ -19,6 +20,7 @@ from boothguard.usb.policy import Decision, DeviceFacts, decide
 from boothguard.usb.report import decision_drafts, device_data
 from boothguard.usb.rules import RuleSet
 from boothguard.usb.settings import UsbSection
+from boothguard.usb.settle import InterfaceSettler
 from boothguard.usb.sysfs import BUS_NAME, DEVICE_NAME, INTERFACE_NAME, Sysfs, usb_device_of
 
 if TYPE_CHECKING:
@@ -75,6 +77,7 @@ class UsbGuard:
         self._clock = clock
         self.tracked: dict[str, Tracked] = {}
         self.counters = Counters()
+        self.settler = InterfaceSettler(sysfs, self.counters, emit, self._write)
         self.exceptions: UsbExceptions | None = None  # set by the plugin
 
     @property
@@ -231,7 +234,7 @@ class UsbGuard:
             mono=written,
         )
         for iface in self.sysfs.interfaces(facts.name):
-            self._settle_interface(tracked, iface)
+            self.settler.settle(tracked, iface, self.settings, self.rules)
         return written
 
     def _interface_added(self, iface: str) -> None:
@@ -241,67 +244,7 @@ class UsbGuard:
         tracked = self.tracked.get(m.group(1))
         if tracked is None or not tracked.allowed or not self.enforcing:
             return
-        self._settle_interface(tracked, iface)
-
-    def _settle_interface(self, tracked: Tracked, iface: str) -> None:
-        """Authorize an allowed interface and ask the kernel to probe it; deauthorize a blocked one."""
-        if not self.settings.per_interface and tracked.decision.verdict == "allow":
-            return  # interfaces come up authorized by the bus default
-        allowed = iface in tracked.decision.allowed_interfaces
-        if allowed and tracked.exception is None and self._is_vendor_specific(tracked, iface):
-            allowed = self._recheck_label(tracked, iface)
-        current = self.sysfs.read_str(tracked.facts.name, f"{iface}/authorized")
-        if allowed:
-            if iface in tracked.authorized_interfaces and current == "1":
-                return
-            if current != "1":
-                self._write(tracked.facts.name, f"{iface}/authorized", "1")
-                try:
-                    self.sysfs.probe(iface)
-                except OSError as exc:
-                    self.counters.write_errors += 1
-                    _log.warning("usb_probe_failed", interface=iface, error=str(exc))
-            tracked.authorized_interfaces.add(iface)
-            self.counters.interfaces_authorized += 1
-        elif current != "0":
-            self._write(tracked.facts.name, f"{iface}/authorized", "0")
-            _log.info("usb_interface_blocked", interface=iface)
-
-    def _is_vendor_specific(self, tracked: Tracked, iface: str) -> bool:
-        return any(
-            iface == v.name and any(c.startswith("ff/") for c in v.codes) for v in tracked.decision.interfaces
-        )
-
-    def _recheck_label(self, tracked: Tracked, iface: str) -> bool:
-        """A vendor-specific interface may call itself MTP: its string is readable only now."""
-        facts = read_facts(self.sysfs, tracked.facts.name, with_labels=True)
-        if not facts.interface_labels:
-            return True
-        decision = decide(facts, self.rules)
-        if iface in decision.allowed_interfaces:
-            return True
-        tracked.decision = decision
-        tracked.facts = facts
-        blocked = next(i for i in decision.interfaces if i.name == iface)
-        self._emit(
-            Draft(
-                "usb.interface.blocked",
-                "medium",
-                device_data(facts, None)
-                | {
-                    "interface": iface,
-                    "interface_classes": list(blocked.classes),
-                    "codes": list(blocked.codes),
-                    "label": facts.interface_labels.get(iface),
-                    "rule": blocked.rule,
-                    "mode": self.mode,
-                    "origin": "interface",
-                    "enforced": True,
-                    "outcome": "blocked",
-                },
-            )
-        )
-        return False
+        self.settler.settle(tracked, iface, self.settings, self.rules)
 
     def _removed(self, name: str) -> None:
         tracked = self.tracked.pop(name, None)

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from boothguard.events import AgentRef, Draft, HostRef, canonical_json, seal
-from boothguard.spool.spool import SCHEMA, Spool
+from boothguard.spool.recovery import SCHEMA
+from boothguard.spool.spool import Spool
 from boothguard.spool.writer import SpoolWriter
 
 HOST = HostRef(id="0123456789abcdef0123456789abcdef", name="booth-bench")

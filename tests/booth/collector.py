@@ -1,22 +1,28 @@
 """Host side of a booth's collector: a real `boothguard collector` process on 127.0.0.1 (SQLite), which the
 booth reaches through QEMU's user-mode network as 10.0.2.2 (slirp maps that address to the host's loopback).
 
-The booth enrolls with the secret it reads from the 9p work share; the test reads what was stored straight
-from the collector's own database file (read-only), the same rows its API serves.
+The booth enrolls with the secret it reads from the 9p work share (tests/booth/enroll.py). The scenarios read
+what was stored as a user would, through the API (GET /v1/events, /v1/alerts with an admin's session); the
+power-cut count reads the collector's own database file (read-only), the same rows, in bulk.
 """
 
 from __future__ import annotations
 
 import secrets
 import sqlite3
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from boothguard.collector import db, users
 from tests.collector.proc import CollectorProcess
 
 GUEST_HOST = "10.0.2.2"  # the host's 127.0.0.1 as the slirp guest sees it
+ADMIN = ("booth-admin", secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,47 @@ class BoothCollector:
 
     def start(self) -> BoothCollector:
         self.proc.start(timeout=60)
+        # The admin a security team would log in as; a session token so each query skips the password hash.
+        users.add_user(db.create(f"sqlite:///{self.db}"), *ADMIN[:1], "admin", ADMIN[1], now=time.time())
+        r = httpx.post(self.proc.url + "/v1/sessions", auth=ADMIN, timeout=30)
+        assert r.status_code == 200, r.text
+        self.api = httpx.Client(
+            base_url=self.proc.url, headers={"Authorization": f"Bearer {r.json()['token']}"}, timeout=30
+        )
         return self
 
+    def _pages(self, path: str, key: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            r = self.api.get(
+                path, params={**params, "limit": "1000", **({"cursor": cursor} if cursor else {})}
+            )
+            assert r.status_code == 200, r.text
+            page = r.json()
+            out += page[key]
+            if not (cursor := page["next_cursor"]):
+                return out
+
+    def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
+        """The stored events (GET /v1/events, all pages), oldest first: exactly the lines the agent sealed."""
+        evs = self._pages("/v1/events", "events", {"type": event_type} if event_type else {})
+        return sorted(evs, key=lambda e: int(e["seq"]))
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The stored alerts (GET /v1/alerts), newest first."""
+        return self._pages("/v1/alerts", "alerts", {})
+
+    def pause(self) -> None:
+        """The collector process goes away (a booth's outage); resume() brings it back on the same port."""
+        self.proc.stop()
+
+    def resume(self) -> None:
+        self.proc.start(timeout=60)
+
     def stop(self) -> int:
+        if hasattr(self, "api"):
+            self.api.close()
         return self.proc.stop()
 
     def _query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:

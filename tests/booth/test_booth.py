@@ -2,8 +2,11 @@
 with `apt install` inside it and run by its own maintainer scripts under the shipped unit, the booth's own
 udev and logind; USB hot-plugged over QMP. Every scenario runs in ONE boot, in file order.
 
-Asserted on the agent's stored events (its spool, in the guest) and an independent raw-netlink oracle that
-records every kernel uevent of the boot.
+The booth is enrolled to a real collector on the host (tests/booth/collector.py, reached over QEMU's user-mode
+network): every scenario asserts on what the collector stored, read through its API as an admin would
+(GET /v1/events, and GET /v1/alerts where a shipped alert rule covers the event), each stored event checked
+against the same line in the agent's spool; plus the guest's own state and an independent raw-netlink oracle
+that records every kernel uevent of the boot.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from typing import Any
 
 import pytest
 
+from boothguard.collector.alerts.defaults import DEFAULT_RULES
 from boothguard.install import deb
 from tests.booth import image as bimage
+from tests.booth.collector import BoothCollector
+from tests.booth.enroll import enroll
 from tests.booth.vm import Booth, ok, sh, wait_active, why_not
 
 pytestmark = [pytest.mark.booth, pytest.mark.slow]
@@ -30,14 +36,29 @@ FIGURES: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")
-def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if why := why_not():
         pytest.skip(why)
-    t0 = time.monotonic()
-    img = bimage.build()
-    FIGURES["image_build_s"] = round(img.build_seconds, 1)
     work = tmp_path_factory.mktemp("booth")
     work.chmod(0o755)
+    return work
+
+
+@pytest.fixture(scope="module")
+def collector(work: Path) -> Iterator[BoothCollector]:
+    coll = BoothCollector(work).start()
+    try:
+        yield coll
+    finally:
+        coll.stop()
+
+
+@pytest.fixture(scope="module")
+def booth(work: Path, collector: BoothCollector) -> Iterator[Booth]:
+    t0 = time.monotonic()
+    FIGURES["module_started"] = t0
+    img = bimage.build()
+    FIGURES["image_build_s"] = round(img.build_seconds, 1)
     wheel = deb.build_wheel(deb.REPO, work / "wheel")
     staged = deb.stage(work / "stage", wheel)
     for version in (V1, V2):
@@ -48,7 +69,7 @@ def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
     shutil.copy(HERE / "booth_login.py", work / "booth_login.py")
     shutil.copy(HERE.parent / "qemu" / "guest.py", work / "qguest.py")
     FIGURES["prepare_s"] = round(time.monotonic() - t0, 1)
-    vm = Booth(img, work)
+    vm = Booth(img, work, net=True)
     try:
         ready = json.loads(vm.expect("READY", 300))
         FIGURES["boot_to_ready_s"] = round(time.monotonic() - vm.started, 1)
@@ -59,6 +80,7 @@ def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
         vm.execute("quit")
     finally:
         vm.close()
+        FIGURES["module_wall_s"] = round(time.monotonic() - FIGURES.pop("module_started"), 1)
         print("booth figures:", json.dumps(FIGURES))
 
 
@@ -73,22 +95,47 @@ def until(vm: Booth, condition: str, timeout: float = 90) -> str:
 
 
 def last_seq(vm: Booth) -> int:
-    evs = events(vm)
-    return int(evs[-1]["_seq"]) if evs else 0
+    """The agent's last committed seq (its spool drops what the collector acknowledged, so not from there)."""
+    return int(json.loads(ok(vm, f"{BG} status --json", 60))["spool"]["last_seq"])
 
 
-def wait_event(vm: Booth, etype: str, since: int, pred: Any = None, timeout: float = 90) -> dict[str, Any]:
-    """The first stored event of etype after seq `since` (and matching pred on its data)."""
+def wait_event(
+    vm: Booth, coll: BoothCollector, etype: str, since: int, pred: Any = None, timeout: float = 90
+) -> dict[str, Any]:
+    """The first event of etype after seq `since` (and matching pred on its data) as the collector stored it
+    (GET /v1/events). If the spool still holds that seq (it drops what the collector acknowledged), it is
+    the very line the agent committed there."""
     deadline = time.monotonic() + timeout
     while True:
-        evs = events(vm)
-        for e in evs:
-            if e["_seq"] > since and e["type"] == etype and (pred is None or pred(e["data"])):
+        for e in coll.events(etype):
+            if e["seq"] > since and (pred is None or pred(e["data"])):
+                spooled = [
+                    {k: v for k, v in s.items() if k != "_seq"} for s in events(vm) if s["_seq"] == e["seq"]
+                ]
+                assert spooled in ([], [e]), f"collector: {e}\nspool: {spooled}"
                 return e
         if time.monotonic() > deadline:
-            seen = [(e["_seq"], e["type"]) for e in evs]
-            raise AssertionError(f"no {etype} after seq {since}: {seen}\n{diagnosis(vm, evs[-4:])}")
+            evs = events(vm)
+            spool = [(e["_seq"], e["type"]) for e in evs if e["_seq"] > since]
+            stored = [(e["seq"], e["type"]) for e in coll.events() if e["seq"] > since]
+            raise AssertionError(
+                f"no {etype} after seq {since} at the collector: {stored}\nin the spool: {spool}\n"
+                f"{diagnosis(vm, evs[-4:])}"
+            )
         time.sleep(0.5)
+
+
+def alert_of(coll: BoothCollector, rule: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The one open alert of shipped rule `rule` on this booth: raised by the stored events of its types
+    (its count is theirs, all in one group) and, `event` being the latest of them, holding its data."""
+    alerts = [a for a in coll.alerts() if a["rule"] == rule]
+    assert len(alerts) == 1, alerts
+    a = alerts[0]
+    types = next(r.types for r in DEFAULT_RULES if r.id == rule)
+    raised = [e for t in types for e in coll.events(t)]
+    assert (a["state"], [a["host_id"]], a["count"]) == ("open", coll.host_ids(), len(raised)), (a, raised)
+    assert a["data"] == event["data"], a
+    return a
 
 
 def diagnosis(vm: Booth, recent: list[dict[str, Any]]) -> str:
@@ -109,7 +156,9 @@ def reload_agent(vm: Booth) -> None:
     until(vm, f'[ "$({count})" -gt {before} ]', 60)
 
 
-def test_apt_install_enables_and_starts_the_agent_under_the_shipped_unit(booth: Booth) -> None:
+def test_apt_install_enables_and_starts_the_agent_under_the_shipped_unit(
+    booth: Booth, collector: BoothCollector
+) -> None:
     t0 = time.monotonic()
     ok(booth, f"apt-get install -y -q --no-install-recommends ./boothguard_{V1.replace('~', '_')}.deb", 600)
     FIGURES["apt_install_s"] = round(time.monotonic() - t0, 1)
@@ -121,11 +170,26 @@ def test_apt_install_enables_and_starts_the_agent_under_the_shipped_unit(booth: 
     assert "NoNewPrivileges=yes" in unit, unit
     # The shipped udev rule and the agent have locked every bus.
     ok(booth, "for b in /sys/bus/usb/devices/usb*; do [ $(cat $b/authorized_default) = 0 ] || exit 1; done")
+    # Enrolled: from here on every event the agent commits is shipped to the host's collector.
+    FIGURES["enroll_s"] = round(enroll(booth, collector), 1)
+    assert len(collector.host_ids()) == 1
+    started = wait_event(booth, collector, "agent.started", 0, lambda d: d["collector_url"] is not None)[
+        "data"
+    ]
+    assert (started["usb_mode"], started["collector_url"]) == ("enforce", collector.guest_url), started
+    # What the agent had before it was enrolled (the apt-started run) was shipped too, from seq 1 on.
+    seqs = [e["seq"] for e in collector.events()]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
 
 
-def test_usb_hotplug_under_the_shipped_unit(booth: Booth) -> None:
+def usb_event(vm: Booth, coll: BoothCollector, etype: str, since: int, port: str) -> dict[str, Any]:
+    return wait_event(vm, coll, etype, since, lambda d: d.get("port") == port)
+
+
+def test_usb_hotplug_under_the_shipped_unit(booth: Booth, collector: BoothCollector) -> None:
     results = {}
-    for kind, dev_id in (("kbd", "kbd1"), ("audio", "audio1"), ("stick", "stick1")):
+    since = last_seq(booth)
+    for kind, dev_id in (("kbd", "kbd1"), ("audio", "audio1"), ("stick", "stick1"), ("phone", "phone1")):
         booth.plug(kind, dev_id)
         results[dev_id] = booth.request(f"CHECK {kind}", 120)
     journal = sh(booth, "journalctl -b -u boothguard -u systemd-udevd --no-pager | tail -80")["out"]
@@ -135,34 +199,64 @@ def test_usb_hotplug_under_the_shipped_unit(booth: Booth) -> None:
     kbd = results["kbd1"]
     assert kbd["authorized"] == "1", report
     assert "usbhid" in [i["driver"] for i in kbd["interfaces"].values()], report
-    assert any(e["type"] == "usb.device.allowed" for e in kbd["events"]), report
     assert results["audio1"]["authorized"] == "1", report
     stick = results["stick1"]
     assert stick["authorized"] == "0", report
     assert stick["block_adds"] == [], report
     assert stick["dev_sd"] == [], report
-    assert any(
-        e["type"] == "usb.device.blocked" and e["rule"] == "block-mass-storage" for e in stick["events"]
-    )
+    # The phone (MTP, 06/01/01): never authorized, so no driver on any interface.
+    phone = results["phone1"]
+    assert phone["authorized"] == "0", report
+    assert all(i["driver"] is None for i in phone["interfaces"].values()), report
+    assert phone["block_adds"] == [], report
     assert booth.request("ORACLE")["block_adds"] == [], report
 
+    # At the collector: each decision with the device and the rule that made it.
+    kbd_ev = usb_event(booth, collector, "usb.device.allowed", since, kbd["port"])["data"]
+    assert (kbd_ev["vendor_id"], kbd_ev["product_id"]) == ("0627", "0001"), kbd_ev
+    audio_ev = usb_event(booth, collector, "usb.device.allowed", since, results["audio1"]["port"])["data"]
+    assert (audio_ev["vendor_id"], audio_ev["product_id"]) == ("46f4", "0002"), audio_ev
+    stick_ev = usb_event(booth, collector, "usb.device.blocked", since, stick["port"])
+    d = stick_ev["data"]
+    assert (d["vendor_id"], d["product_id"], d["rule"]) == ("46f4", "0001", "block-mass-storage"), d
+    assert (stick_ev["severity"], d["outcome"], d["enforced"]) == ("medium", "blocked", True), stick_ev
+    assert d["interface_classes"] == ["mass_storage"], d
+    phone_ev = usb_event(booth, collector, "usb.device.blocked", since, phone["port"])
+    d = phone_ev["data"]
+    assert (d["vendor_id"], d["product_id"], d["rule"]) == ("46f4", "0004", "block-mtp"), d
+    assert (phone_ev["severity"], d["outcome"], d["enforced"]) == ("medium", "blocked", True), phone_ev
+    # The kernel's view of it (06/01/01, still image); the narrower block-mtp is the rule that decided.
+    assert [(i["codes"], i["action"]) for i in d["interfaces"]] == [(["06/01/01"], "block")], d
+    # The shipped usb-blocked rule raised one alert for this booth (first: the stick), holding the phone's.
+    alert = alert_of(collector, "usb-blocked", phone_ev)
+    assert (alert["severity"], alert["event_type"]) == ("high", "usb.device.blocked"), alert
+    assert "46f4:0001" in alert["title"], alert
+    FIGURES["usb_event_data_keys"] = sorted(d)
 
-def test_reload_with_a_bad_dropin_is_refused_and_the_old_config_kept(booth: Booth) -> None:
+
+def test_reload_with_a_bad_dropin_is_refused_and_the_old_config_kept(
+    booth: Booth, collector: BoothCollector
+) -> None:
     pid = ok(booth, "systemctl show -p MainPID --value boothguard").strip()
+    since = last_seq(booth)  # before the bad file: `boothguard status` reads the config too, and refuses it
     ok(booth, "printf '[usb]\\nmode = \"sideways\"\\n' > /etc/boothguard/agent.d/90-bad.toml")
     ok(booth, "systemctl reload boothguard")
-    deadline = time.monotonic() + 60
-    while not any(e["type"] == "agent.config_rejected" for e in events(booth)):
-        assert time.monotonic() < deadline, "no agent.config_rejected event"
-        time.sleep(0.5)
+    rejected = wait_event(booth, collector, "agent.config_rejected", since, timeout=60)
+    assert rejected["severity"] == "high", rejected
+    assert any("90-bad.toml" in p and "usb.mode" in p for p in rejected["data"]["problems"]), rejected
+    alert_of(collector, "config-rejected", rejected)
     assert ok(booth, "systemctl show -p MainPID --value boothguard").strip() == pid
     wait_active(booth)
     ok(booth, "rm /etc/boothguard/agent.d/90-bad.toml")
     # Still enforcing with the old config: a second stick stays blocked.
+    since = last_seq(booth)
     booth.plug("stick", "stick2")
     r = booth.request("CHECK stick", 120)
     assert r.get("authorized") == "0", r
     assert r.get("dev_sd") == [], r
+    blocked = usb_event(booth, collector, "usb.device.blocked", since, r["port"])
+    assert blocked["data"]["rule"] == "block-mass-storage", blocked
+    alert_of(collector, "usb-blocked", blocked)
 
 
 # -- the operator's session: a PAM login (pam_systemd → logind), rootful Xvfb, xss-lock + i3lock, the watcher
@@ -206,7 +300,9 @@ def mine(sid: str, source: str | None = None) -> Any:
     )
 
 
-def test_operator_logs_in_to_a_real_x11_session_with_the_shipped_watcher(booth: Booth) -> None:
+def test_operator_logs_in_to_a_real_x11_session_with_the_shipped_watcher(
+    booth: Booth, collector: BoothCollector
+) -> None:
     t0 = time.monotonic()
     # A proof may take 15 s, not 3: under TCG on a loaded machine i3lock needed 3.0 s to grab (a PC: 40 ms).
     ok(booth, "printf '[lock]\\nverify_seconds = 15\\n' > /etc/boothguard/agent.d/59-booth-tcg.toml")
@@ -229,7 +325,7 @@ def test_operator_logs_in_to_a_real_x11_session_with_the_shipped_watcher(booth: 
     assert {k: props.get(k) for k in want} == want, props
     assert (props["Active"], props["Remote"], props["LockedHint"]) == ("yes", "no", "no"), props
     assert props["Leader"] == str(state["leader"]), props
-    started = wait_event(booth, "session.started", since, mine(sid), 180)["data"]
+    started = wait_event(booth, collector, "session.started", since, mine(sid), 180)["data"]
     assert {"clipboard.x11", "capture.record", "idle.x11", "capture.files"} <= set(started["capabilities"])
     assert started["missing_capabilities"] == {}, started
     pid = SESSION["watcher_pid"] = started["watcher_pid"]
@@ -244,12 +340,14 @@ def test_operator_logs_in_to_a_real_x11_session_with_the_shipped_watcher(booth: 
     FIGURES["session_login_s"] = round(time.monotonic() - t0, 1)
 
 
-def test_away_locks_through_logind_and_i3lock_and_escalates_without_a_locker(booth: Booth) -> None:
+def test_away_locks_through_logind_and_i3lock_and_escalates_without_a_locker(
+    booth: Booth, collector: BoothCollector
+) -> None:
     t0, sid = time.monotonic(), SESSION["id"]
     since = last_seq(booth)
     r = as_operator(booth, f"{BG} away --reason booth-break")
     assert r["rc"] == 0, r
-    locked = wait_event(booth, "screen.locked", since, mine(sid, "cli"))["data"]
+    locked = wait_event(booth, collector, "screen.locked", since, mine(sid, "cli"))["data"]
     assert (locked["method"], locked["result"], locked["verified_by"]) == (
         "logind",
         "verified",
@@ -269,8 +367,10 @@ def test_away_locks_through_logind_and_i3lock_and_escalates_without_a_locker(boo
     # logind's unlock: xss-lock stops i3lock and clears the hint; the away state ends
     since = last_seq(booth)
     ok(booth, f"loginctl unlock-session {sid}")
-    assert wait_event(booth, "screen.unlocked", since, mine(sid))["data"]["watcher_missing"] is False
-    assert wait_event(booth, "away.ended", since, mine(sid, "unlock"))
+    assert (
+        wait_event(booth, collector, "screen.unlocked", since, mine(sid))["data"]["watcher_missing"] is False
+    )
+    assert wait_event(booth, collector, "away.ended", since, mine(sid, "unlock"))
     until(booth, "! pgrep -u agent1 -x i3lock >/dev/null", 30)
     assert session_prop(booth, "LockedHint") == "no"
 
@@ -281,8 +381,9 @@ def test_away_locks_through_logind_and_i3lock_and_escalates_without_a_locker(boo
     r = as_operator(booth, f"{BG} away --reason booth-break-2")
     assert r["rc"] == 1, r
     assert "lock not verified" in r["out"], r
-    failed = wait_event(booth, "screen.lock_failed", since, mine(sid, "cli"))
+    failed = wait_event(booth, collector, "screen.lock_failed", since, mine(sid, "cli"))
     assert failed["severity"] == "high", failed
+    assert alert_of(collector, "lock-failed", failed)["severity"] == "critical"
     d = failed["data"]
     assert (d["result"], d["verified_by"], d["evidence"]["locked_hint"]) == ("unverified", None, False), d
     assert d["evidence"]["x11"]["grabbed"] is False, d
@@ -291,18 +392,21 @@ def test_away_locks_through_logind_and_i3lock_and_escalates_without_a_locker(boo
     assert session_prop(booth, "LockedHint") == "no"
     since = last_seq(booth)
     assert as_operator(booth, f"{BG} back")["rc"] == 0
-    assert wait_event(booth, "away.ended", since, mine(sid, "cli"))
+    assert wait_event(booth, collector, "away.ended", since, mine(sid, "cli"))
     start_xss_lock(booth, "/run/boothdm/xss-lock-2.log")
     FIGURES["scenario_away_s"] = round(time.monotonic() - t0, 1)
 
 
-def test_operator_kills_the_watcher_the_session_locks_and_stays_locked(booth: Booth) -> None:
+def test_operator_kills_the_watcher_the_session_locks_and_stays_locked(
+    booth: Booth, collector: BoothCollector
+) -> None:
     t0, sid, pid = time.monotonic(), SESSION["id"], SESSION["watcher_pid"]
     since = last_seq(booth)
     assert as_operator(booth, f"kill -KILL {pid}")["rc"] == 0
-    missing = wait_event(booth, "session.watcher_missing", since, mine(sid))
+    missing = wait_event(booth, collector, "session.watcher_missing", since, mine(sid))
     assert (missing["severity"], missing["data"]["watcher_pid"]) == ("high", pid), missing
-    locked = wait_event(booth, "screen.locked", since, mine(sid, "watcher_missing"))["data"]
+    assert alert_of(collector, "watcher-missing", missing)["user"] == "agent1"
+    locked = wait_event(booth, collector, "screen.locked", since, mine(sid, "watcher_missing"))["data"]
     assert (locked["result"], locked["verified_by"]) == ("verified", "x11_grab"), locked
     assert session_prop(booth, "LockedHint") == "yes"
     assert i3lock_pids(booth)
@@ -311,9 +415,11 @@ def test_operator_kills_the_watcher_the_session_locks_and_stays_locked(booth: Bo
     # While the watcher is missing, an unlock is recorded and answered with a new lock.
     since = last_seq(booth)
     ok(booth, f"loginctl unlock-session {sid}")
-    unlocked = wait_event(booth, "screen.unlocked", since, mine(sid))
+    unlocked = wait_event(booth, collector, "screen.unlocked", since, mine(sid))
     assert (unlocked["severity"], unlocked["data"]["watcher_missing"]) == ("medium", True), unlocked
-    relocked = wait_event(booth, "screen.locked", unlocked["_seq"], mine(sid, "watcher_missing"))["data"]
+    relocked = wait_event(booth, collector, "screen.locked", unlocked["seq"], mine(sid, "watcher_missing"))[
+        "data"
+    ]
     assert relocked["verified_by"] == "x11_grab", relocked
     until(booth, "pgrep -u agent1 -x i3lock >/dev/null", 30)
 
@@ -321,17 +427,23 @@ def test_operator_kills_the_watcher_the_session_locks_and_stays_locked(booth: Bo
     since = last_seq(booth)
     exec_line = "$(sed -n 's/^Exec=//p' /etc/xdg/autostart/boothguard-session.desktop)"
     ok(booth, f"{RUN_AS_OPERATOR} --bg /run/boothdm/watcher-2.log {exec_line}")
-    back = wait_event(booth, "session.started", since, lambda d: mine(sid)(d) and d["watcher_back"], 180)
+    back = wait_event(
+        booth, collector, "session.started", since, lambda d: mine(sid)(d) and d["watcher_back"], 180
+    )
     SESSION["watcher_pid"] = back["data"]["watcher_pid"]
     since = last_seq(booth)
     ok(booth, f"loginctl unlock-session {sid}")
-    assert wait_event(booth, "screen.unlocked", since, mine(sid))["data"]["watcher_missing"] is False
-    assert wait_event(booth, "away.ended", since, mine(sid, "unlock"))
+    assert (
+        wait_event(booth, collector, "screen.unlocked", since, mine(sid))["data"]["watcher_missing"] is False
+    )
+    assert wait_event(booth, collector, "away.ended", since, mine(sid, "unlock"))
     until(booth, "! pgrep -u agent1 -x i3lock >/dev/null", 30)
     FIGURES["scenario_watcher_killed_s"] = round(time.monotonic() - t0, 1)
 
 
-def test_idle_lock_after_a_short_idle_timeout_set_by_dropin_and_reload(booth: Booth) -> None:
+def test_idle_lock_after_a_short_idle_timeout_set_by_dropin_and_reload(
+    booth: Booth, collector: BoothCollector
+) -> None:
     t0, sid = time.monotonic(), SESSION["id"]
     since = last_seq(booth)
     # The operator moves the pointer (XTEST): the X server's idle time starts again from zero.
@@ -339,8 +451,8 @@ def test_idle_lock_after_a_short_idle_timeout_set_by_dropin_and_reload(booth: Bo
     assert r["rc"] == 0, r
     ok(booth, "printf '[lock]\\nidle_seconds = 5\\n' > /etc/boothguard/agent.d/60-booth-idle.toml")
     reload_agent(booth)
-    away = wait_event(booth, "away.started", since, mine(sid, "idle"), 120)["data"]
-    locked = wait_event(booth, "screen.locked", since, mine(sid, "idle"))["data"]
+    away = wait_event(booth, collector, "away.started", since, mine(sid, "idle"), 120)["data"]
+    locked = wait_event(booth, collector, "screen.locked", since, mine(sid, "idle"))["data"]
     assert (locked["result"], locked["verified_by"]) == ("verified", "x11_grab"), locked
     match = re.fullmatch(r"idle for (\d+) s", away["reason"])
     assert match, away
@@ -354,12 +466,14 @@ def test_idle_lock_after_a_short_idle_timeout_set_by_dropin_and_reload(booth: Bo
     reload_agent(booth)
     since = last_seq(booth)
     ok(booth, f"loginctl unlock-session {sid}")
-    assert wait_event(booth, "away.ended", since, mine(sid, "unlock"))
+    assert wait_event(booth, collector, "away.ended", since, mine(sid, "unlock"))
     until(booth, "! pgrep -u agent1 -x i3lock >/dev/null", 30)
     FIGURES["scenario_idle_s"] = round(time.monotonic() - t0, 1)
 
 
-def test_screenshot_file_is_quarantined_under_the_shipped_unit(booth: Booth) -> None:
+def test_screenshot_file_is_quarantined_under_the_shipped_unit(
+    booth: Booth, collector: BoothCollector
+) -> None:
     t0, sid = time.monotonic(), SESSION["id"]
     shots = "/home/agent1/Pictures/Screenshots"
     since = last_seq(booth)
@@ -372,10 +486,13 @@ def test_screenshot_file_is_quarantined_under_the_shipped_unit(booth: Booth) -> 
     assert r["rc"] == 0, r
     digest = r["out"].split()[0]
     pick = lambda d: mine(sid)(d) and "shot.png" in (d.get("file"), d.get("what", {}).get("file"))  # noqa: E731
-    detected = wait_event(booth, "screenshot.detected", since, pick)["data"]
+    detected = wait_event(booth, collector, "screenshot.detected", since, pick)["data"]
     assert detected["policy"] == "quarantine", detected
-    blocked = wait_event(booth, "screenshot.blocked", since, pick)["data"]
+    blocked_ev = wait_event(booth, collector, "screenshot.blocked", since, pick)
+    blocked = blocked_ev["data"]
     assert (blocked["action"], blocked["ok"], blocked["error"]) == ("quarantine", True, None), blocked
+    # The shipped screen-capture rule: one alert, raised by the detection and bumped by the block.
+    assert alert_of(collector, "screen-capture", blocked_ev)["event_type"] == "screenshot.detected"
     until(booth, f"[ ! -e {shots}/shot.png ]", 30)
     kept = shlex.quote(f"/var/lib/boothguard/quarantine/{blocked['quarantined']}")
     out = ok(booth, f"stat -c '%U %a' {kept}; sha256sum < {kept}").split()
@@ -387,28 +504,53 @@ def test_screenshot_file_is_quarantined_under_the_shipped_unit(booth: Booth) -> 
     FIGURES["scenario_quarantine_s"] = round(time.monotonic() - t0, 1)
 
 
-def test_apt_upgrade_keeps_config_and_spool(booth: Booth) -> None:
+def test_apt_upgrade_keeps_config_and_spool(booth: Booth, collector: BoothCollector) -> None:
     ok(booth, "printf '\\n# edited by IT\\n' >> /etc/boothguard/agent.toml")
     conf = ok(booth, "sha256sum /etc/boothguard/agent.toml")
-    before = events(booth)
-    ok(booth, f"apt-get install -y -q ./boothguard_{V2.replace('~', '_')}.deb", 600)
-    assert ok(booth, "dpkg-query -W -f='${Version}' boothguard").strip() == V2
-    assert ok(booth, "sha256sum /etc/boothguard/agent.toml") == conf
-    wait_active(booth)
-    after = events(booth)
-    # Every event of the old version is still there, unchanged, and seq goes on from it.
+    old_pid = int(ok(booth, "systemctl show -p MainPID --value boothguard"))
+    # The collector is down across the upgrade: what the old version commits stays in its spool, unsent.
+    collector.pause()
+    try:
+        for n in range(3):
+            ok(booth, f"{BG} emit custom.booth_upgrade --data '{{\"n\": {n}}}'")
+        before = events(booth)
+        assert [e["data"]["n"] for e in before if e["type"] == "custom.booth_upgrade"] == [0, 1, 2], before
+        ok(booth, f"apt-get install -y -q ./boothguard_{V2.replace('~', '_')}.deb", 600)
+        assert ok(booth, "dpkg-query -W -f='${Version}' boothguard").strip() == V2
+        assert ok(booth, "sha256sum /etc/boothguard/agent.toml") == conf
+        wait_active(booth)
+        after = events(booth)
+    finally:
+        collector.resume()
+    # Every unsent event of the old version is still there, unchanged, and seq goes on from it.
     assert after[: len(before)] == before
     assert len(after) > len(before)
     seqs = [e["_seq"] for e in after]
-    assert seqs == sorted(seqs)
-    assert len(set(seqs)) == len(seqs)
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+    # Still enrolled (the token kept): the new version ships the old one's events, then its own, on the same
+    # chain and to the same host; the collector finds no break in it.
+    for e in before:
+        assert wait_event(booth, collector, e["type"], e["_seq"] - 1, timeout=120)["id"] == e["id"]
+    stopping = wait_event(booth, collector, "agent.stopping", before[0]["_seq"] - 1)
+    started = wait_event(booth, collector, "agent.started", stopping["seq"])["data"]
+    assert (started["pid"] != old_pid, started["collector_url"]) == (True, collector.guest_url), started
+    stored = collector.events()
+    assert [e["seq"] for e in stored] == list(range(1, len(stored) + 1))
+    assert len(collector.host_ids()) == 1
+    assert not [a for a in collector.alerts() if a["rule"].startswith("chain-")]
 
 
-def test_dpkg_remove_leaves_devices_blocked(booth: Booth) -> None:
+def test_dpkg_remove_leaves_devices_blocked(booth: Booth, collector: BoothCollector) -> None:
+    since = last_seq(booth)
     ok(booth, "dpkg -r boothguard", 300)
     assert sh(booth, "systemctl is-active -q boothguard")["rc"] != 0
+    # The agent said it was stopping, and that reached the collector before it went (its last event).
+    stopping = wait_event(booth, collector, "agent.stopping", since)
+    assert collector.events()[-1]["seq"] == stopping["seq"]
     booth.plug("stick", "stick3")
     r = booth.request("CHECK stick", 120)
     assert r.get("authorized") == "0", r
     assert r.get("dev_sd") == [], r
     assert booth.request("ORACLE")["block_adds"] == []
+    # No agent, so no event: the bus stays closed by the kernel's default, not by anything that reports.
+    assert collector.events()[-1]["seq"] == stopping["seq"]

@@ -29,6 +29,7 @@ import pytest
 from boothguard.install import deb
 from tests.booth import image as bimage
 from tests.booth.collector import BoothCollector
+from tests.booth.enroll import DIAGNOSE, enroll
 from tests.booth.vm import Booth, ok, sh, wait_active, why_not
 from tests.qemu import image as qimage
 
@@ -40,15 +41,6 @@ CUTS = int(os.environ.get("BOOTH_POWERCUTS", "3"))
 SEED = int(os.environ.get("BOOTH_POWERCUT_SEED", str(int.from_bytes(os.urandom(4), "big"))))
 EMIT_INTERVAL_S = 0.02
 FIGURES: dict[str, Any] = {"seed": SEED, "cuts_planned": CUTS}
-# Static address on the slirp network; networkd brings it up at every boot, before or beside the agent.
-NETWORK = "[Match]\\nType=ether\\n[Network]\\nAddress=10.0.2.15/24\\nGateway=10.0.2.2\\n"
-
-# What the booth says when its events do not reach the collector.
-DIAGNOSE = (
-    "ip -br addr; cat /etc/boothguard/agent.d/50-collector.toml; ls -la /var/lib/boothguard;"
-    " boothguard status --json; journalctl -b -u boothguard --no-pager | tail -40;"
-    " systemd-analyze blame | head"
-)
 
 
 def wait_for(check: Any, timeout: float, what: str) -> None:
@@ -104,38 +96,14 @@ def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Booth, Boo
 
 
 def _install_and_enroll(vm: Booth, coll: BoothCollector) -> None:
-    """First boot: apt install, the slirp address, the [ship] drop-in, enrollment; shipping before a cut."""
+    """First boot: apt install, then enrollment (tests/booth/enroll.py); shipping before a cut."""
     vm.expect("READY", 600)
     FIGURES["first_boot_to_ready_s"] = round(time.monotonic() - vm.started, 1)
     t0 = time.monotonic()
     ok(vm, f"apt-get install -y -q --no-install-recommends ./{DEB}", 900)
     FIGURES["apt_install_s"] = round(time.monotonic() - t0, 1)
     wait_active(vm, 120)
-    port = coll.proc.port
-    ok(
-        vm,
-        f"mkdir -p /etc/systemd/network && printf '{NETWORK}' > /etc/systemd/network/10-booth.network"
-        " && systemctl enable --now systemd-networkd",
-    )
-    probe = f"import socket; socket.create_connection(('10.0.2.2', {port}), 2).close()"
-    ok(
-        vm,
-        f'for i in $(seq 120); do python3 -c "{probe}" 2>/dev/null && exit 0; sleep 0.5; done; exit 1',
-        120,
-    )
-    # A short backoff ceiling: after each boot the shipper finds the collector within seconds, not 5 min.
-    ok(
-        vm,
-        f"printf '[ship]\\ncollector_url = \"{coll.guest_url}\"\\nbackoff_max = 5.0\\n'"
-        " > /etc/boothguard/agent.d/50-collector.toml"
-        f" && boothguard enroll --collector {coll.guest_url} --secret-file /mnt/work/enroll.secret"
-        # sync: the setup's own files (drop-in, networkd) must not be what a cut takes away; the agent's
-        # spool and token are fsynced by the agent itself.
-        " && sync && systemctl restart boothguard",
-        120,
-    )
-    wait_active(vm, 120)
-    wait_for(lambda: coll.count("agent.started") >= 1, 180, "the booth's first events at the collector")
+    FIGURES["enroll_s"] = round(enroll(vm, coll), 1)
 
 
 def last_seq(vm: Booth) -> int:

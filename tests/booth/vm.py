@@ -32,6 +32,19 @@ class Booth(Guest):
             ["-drive", f"file={image.disk},if=virtio,format=raw,snapshot=on", *nic],
         )
 
+    def plug(self, kind: str, dev_id: str) -> None:
+        """Adds "phone": QEMU's usb-mtp, an MTP responder (interface 06/01/01, 46f4:0004) serving a small
+        read-only folder, as a phone in file-transfer mode shows itself; the rest as the kernel-only guest."""
+        if kind != "phone":
+            super().plug(kind, dev_id)
+            return
+        root = self.work / f"{dev_id}-files"
+        root.mkdir(exist_ok=True)
+        (root / "DCIM.txt").write_text("a phone's files\n")
+        self.execute(
+            "device_add", driver="usb-mtp", rootdir=str(root), readonly=True, bus="xhci.0", id=dev_id
+        )
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:

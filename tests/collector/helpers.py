@@ -36,10 +36,11 @@ class FakeAgent:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def emit(self, type_: str = "custom.test", severity: str = "info", data: dict[str, Any] | None = None,
-             *, prev_hash: str | None = None, seq: int | None = None) -> dict[str, Any]:  # fmt: skip
+             *, prev_hash: str | None = None, seq: int | None = None,
+             user: str | None = None) -> dict[str, Any]:  # fmt: skip
         self.seq = self.seq + 1 if seq is None else seq
         body = seal(
-            Draft(type_, severity, data or {}),  # type: ignore[arg-type]
+            Draft(type_, severity, data or {}, user),  # type: ignore[arg-type]
             seq=self.seq,
             prev_hash=self.head if prev_hash is None else prev_hash,
             host=HostRef(id=self.host_id, name=self.name),

@@ -143,3 +143,21 @@ def test_gzip_bomb_and_oversized_bodies_get_413(db_url: str, secret_file: Path) 
         two = gz(ndjson(agent.events[:30])) + gz(ndjson(agent.events[30:50]))
         assert c.post("/v1/events", content=two, headers=auth).json()["accepted"] == 50
     assert len(stored(store, "m-1")) == 50
+
+
+def test_each_stored_column_holds_its_own_field(db_url: str, secret_file: Path) -> None:
+    """SQLite stores through the driver's executemany of tuples: a column order slip would swap fields."""
+    store = make_store(db_url)
+    agent = FakeAgent("m-cols", "booth-cols")
+    batch = [agent.emit("clipboard.copy", "medium", {"length": 3}, user="agent7") for _ in range(3)]
+    with client(store, secret_file) as c:
+        assert post(c, enroll(c, SECRET, "m-cols"), batch).json()["accepted"] == 3
+    cols = ("host_id", "seq", "id", "time", "type", "severity", "user", "prev_hash", "hash")
+    with db.read(store.engine) as conn:
+        q = sa.select(*(events.c[k] for k in cols), events.c.raw, events.c.received).order_by(events.c.seq)
+        rows = conn.execute(q).mappings().all()
+    assert [{k: r[k] for k in cols} for r in rows] == [
+        {"host_id": "m-cols", **{k: e[k] for k in cols[1:]}} for e in batch
+    ]
+    assert [json.loads(r["raw"]) for r in rows] == batch
+    assert all(isinstance(r["received"], float) and r["received"] > 1e9 for r in rows)

@@ -57,7 +57,9 @@ def test_reload_opens_and_closes_the_quarantine_door(tmp_path: Path) -> None:
             plugin.reload(_config(tmp_path, "quarantine", 4096))
             assert await _until(lambda: _knocks(door)), "reload to quarantine did not open the door"
             plugin.reload(_config(tmp_path, "quarantine", 8192))  # still open, the new cap applies
-            assert await _until(lambda: plugin._door is not None and plugin._door.max_bytes == 8192)
+            assert await _until(
+                lambda: plugin._quarantine.door is not None and plugin._quarantine.door.max_bytes == 8192
+            )
             assert _knocks(door)
             plugin.reload(_config(tmp_path, "delete"))
             assert await _until(lambda: not door.exists()), "reload away from quarantine left the door open"

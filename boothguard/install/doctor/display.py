@@ -52,9 +52,9 @@ def checks(probe: Probe) -> Iterator[Check]:
 
 def _x11(probe: Probe, name: str, under_wayland: bool) -> Iterator[Check]:
     try:
-        from Xlib import display as xdisplay
+        from boothguard.session.xconnect import open_display
 
-        d = xdisplay.Display(name)
+        d = open_display(name)
         try:
             exts = {e for e in X_EXTENSIONS if d.has_extension(e)}
             vendor = d.get_display_name()
@@ -64,7 +64,7 @@ def _x11(probe: Probe, name: str, under_wayland: bool) -> Iterator[Check]:
         yield Check(
             "display",
             "warn",
-            f"X11 {name} present but not reachable from here: {type(exc).__name__}",
+            f"X11 {name} present but not reachable from here: {type(exc).__name__}: {exc}"[:300],
             "run `boothguard doctor` inside the operator's session (needs its XAUTHORITY)",
         )
         return
