@@ -14,7 +14,6 @@ import fnmatch
 import re
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from boothguard.collector import db
+from boothguard.collector.per_engine import PerEngine
 from boothguard.collector.schema import group_members, host_groups, hosts, policies
 
 TTL_SECONDS = 10.0
@@ -185,35 +185,26 @@ def _latest_policies(conn: Connection) -> dict[str, dict[str, Any]]:
     }
 
 
-_BY_ENGINE: weakref.WeakKeyDictionary[Engine, PolicyDirectory] = weakref.WeakKeyDictionary()
-_REGISTRY_LOCK = threading.Lock()
+_DIRECTORIES: PerEngine[PolicyDirectory] = PerEngine(PolicyDirectory)
 
 
 def for_engine(engine: Engine) -> PolicyDirectory:
     """The one directory of this engine (the process's collector), made on first use."""
-    with _REGISTRY_LOCK:
-        found = _BY_ENGINE.get(engine)
-        if found is None:
-            found = _BY_ENGINE[engine] = PolicyDirectory(engine)
-        return found
+    return _DIRECTORIES.get(engine)
 
 
 def install(directory: PolicyDirectory) -> PolicyDirectory:
     """Use this directory for its engine (tests: a short ttl, a small bound)."""
-    with _REGISTRY_LOCK:
-        _BY_ENGINE[directory.engine] = directory
-    return directory
+    return _DIRECTORIES.install(directory.engine, directory)
 
 
 def changed(engine: Engine) -> None:
-    with _REGISTRY_LOCK:
-        found = _BY_ENGINE.get(engine)
+    found = _DIRECTORIES.existing(engine)
     if found is not None:
         found.invalidate()
 
 
 def host_changed(engine: Engine, host_id: str) -> None:
-    with _REGISTRY_LOCK:
-        found = _BY_ENGINE.get(engine)
+    found = _DIRECTORIES.existing(engine)
     if found is not None:
         found.host_changed(host_id)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
+
+from boothguard.collector.per_engine import PerEngine
 
 TTL_SECONDS = 60.0  # longer than a booth's ~30 s between requests, so most of them hit
 MAX_ENTRIES = 50_000
@@ -84,28 +85,20 @@ class TokenCache:
             del self._by_host[host_id]
 
 
-_BY_ENGINE: weakref.WeakKeyDictionary[Engine, TokenCache] = weakref.WeakKeyDictionary()
-_REGISTRY_LOCK = threading.Lock()
+_CACHES: PerEngine[TokenCache] = PerEngine(TokenCache)
 
 
 def for_engine(engine: Engine) -> TokenCache:
     """The one cache of this engine (the process's collector), made on first use."""
-    with _REGISTRY_LOCK:
-        found = _BY_ENGINE.get(engine)
-        if found is None:
-            found = _BY_ENGINE[engine] = TokenCache(engine)
-        return found
+    return _CACHES.get(engine)
 
 
 def install(cache: TokenCache) -> TokenCache:
     """Use this cache for its engine (tests: a short ttl, a small bound)."""
-    with _REGISTRY_LOCK:
-        _BY_ENGINE[cache.engine] = cache
-    return cache
+    return _CACHES.install(cache.engine, cache)
 
 
 def host_enrolled(engine: Engine, host_id: str) -> None:
-    with _REGISTRY_LOCK:
-        found = _BY_ENGINE.get(engine)
+    found = _CACHES.existing(engine)
     if found is not None:
         found.forget_host(host_id)
