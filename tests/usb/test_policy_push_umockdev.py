@@ -63,7 +63,7 @@ def test_pushed_rule_allows_a_blocked_headset_and_a_forced_bad_policy_is_refused
             digest = r.json()["hash"]
             # Any shipment carries the policy back: a second blocked device makes one.
             bed.plug(bus, "1-3", 0x0781, 0x5567, [d.STORAGE], product=b"Stick")
-            applied = agent.wait_event(lambda e: e["type"] == "agent.policy_applied", timeout=60)
+            applied = wait_collector(api, "agent.policy_applied")
             assert applied["data"]["hash"] == digest
             dropin = agent.config.with_suffix(".d") / "50-collector.toml"
             assert digest in dropin.read_text()
@@ -88,7 +88,17 @@ def test_pushed_rule_allows_a_blocked_headset_and_a_forced_bad_policy_is_refused
                 )
             engine.dispose()
             bed.plug(bus, "1-4", 0x0781, 0x5567, [d.STORAGE], product=b"Stick")
-            rejected = agent.wait_event(lambda e: e["type"] == "agent.config_rejected", timeout=60)
+
+            # A write the collector process did not make reaches its policy directory within its reload
+            # interval (10 s): keep shipments coming until one carries the forced version back.
+            def refused() -> bool:
+                if collector_events(api, "agent.config_rejected"):
+                    return True
+                assert agent.cli("emit", "custom.nudge").returncode == 0
+                return False
+
+            umock.wait_for(refused, timeout=60, what="agent.config_rejected at the collector")
+            rejected = wait_collector(api, "agent.config_rejected")
             assert rejected["data"]["version"] == 2
             assert "usb.mode" in rejected["data"]["reason"]
             assert digest in dropin.read_text()
