@@ -150,42 +150,22 @@ def _insert(conn: Connection, host_id: str, new: list[Line], now: float) -> None
     if conn.dialect.name != "sqlite":
         conn.execute(_INSERT_EVENTS, [row(host_id, line, now) for line in new])
         return
-    params = []
-    for line in new:
-        ev = line.event
-        params.append(
-            (
-                host_id,
-                ev["seq"],
-                ev["id"],
-                ev["time"],
-                ev["type"],
-                ev["severity"],
-                ev.get("user"),
-                ev["prev_hash"],
-                ev["hash"],
-                line.raw,
-                now,
-            )
-        )
+    params = [values(host_id, line, now) for line in new]
     conn.exec_driver_sql(SQLITE_INSERT, params)
 
 
-def row(host_id: str, line: Line, now: float) -> dict[str, Any]:
+def values(host_id: str, line: Line, now: float) -> tuple[Any, ...]:
+    """A stored event's column values, in COLUMNS order. `raw` is the one copy: `data` is derived from it
+    (schema v5, store once)."""
     ev = line.event
-    return {
-        "host_id": host_id,
-        "seq": ev["seq"],
-        "id": ev["id"],
-        "time": ev["time"],
-        "type": ev["type"],
-        "severity": ev["severity"],
-        "user": ev.get("user"),
-        "prev_hash": ev["prev_hash"],
-        "hash": ev["hash"],
-        "raw": line.raw,  # the one copy: `data` is derived from it (schema v5, store once)
-        "received": now,
-    }
+    return (
+        host_id, ev["seq"], ev["id"], ev["time"], ev["type"], ev["severity"], ev.get("user"),
+        ev["prev_hash"], ev["hash"], line.raw, now,
+    )  # fmt: skip
+
+
+def row(host_id: str, line: Line, now: float) -> dict[str, Any]:
+    return dict(zip(COLUMNS, values(host_id, line, now), strict=True))
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
